@@ -1,0 +1,1 @@
+"""PULSE: photo upsampling via latent space exploration."""

@@ -1,0 +1,85 @@
+"""The bicubic downscaling operator DS of PULSE (Menon et al. 2020, eq. 6-9).
+
+PULSE measures fidelity to the low-resolution input through DS(G(z)), the generated
+image downscaled by an integer factor. This module reproduces the operator of the
+reference implementation exactly: a separable Keys cubic kernel (a = -0.5) stretched
+by the factor (so it is an anti-aliasing filter of 4 * factor taps), reflect padding,
+then a strided convolution along rows and columns.
+
+eps semantics used everywhere in this project: the downscaling loss is the mean
+squared error per pixel and channel between DS(image) and the input, both in [0, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["bicubic_kernel", "downscale", "downscale_factor"]
+
+
+def _keys_cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    """Keys' cubic convolution kernel evaluated at ``x`` (any shape)."""
+    ax = x.abs()
+    near = (a + 2.0) * ax**3 - (a + 3.0) * ax**2 + 1.0
+    far = a * ax**3 - 5.0 * a * ax**2 + 8.0 * a * ax - 4.0 * a
+    return torch.where(ax <= 1.0, near, torch.where(ax < 2.0, far, torch.zeros_like(ax)))
+
+
+@functools.lru_cache(maxsize=16)
+def _kernel_cpu(factor: int) -> torch.Tensor:
+    size = 4 * factor
+    # Taps sit at pixel centres; the kernel is stretched by `factor` so that it
+    # low-passes before decimation (the reference's `(i - size//2 + 0.5) / factor`).
+    positions = (torch.arange(size, dtype=torch.float64) - size // 2 + 0.5) / factor
+    kernel = _keys_cubic(positions)
+    return (kernel / kernel.sum()).to(torch.float32)
+
+
+def bicubic_kernel(factor: int, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The 1-D normalised filter of ``4 * factor`` taps used for a ``factor``x reduction."""
+    if factor < 1 or int(factor) != factor:
+        raise ValueError(f"downscaling factor must be a positive integer, got {factor!r}")
+    return _kernel_cpu(int(factor)).to(device=device, dtype=dtype)
+
+
+def downscale_factor(high: int, low: int) -> int:
+    """The integer factor from a ``high``-pixel side to a ``low``-pixel side.
+
+    Raises ``ValueError`` unless ``high / low`` is a power of two (1 included).
+    """
+    if low <= 0 or high % low != 0:
+        raise ValueError(f"{low} px does not divide {high} px")
+    factor = high // low
+    if factor & (factor - 1):
+        raise ValueError(f"{high} px / {low} px = {factor} is not a power of two")
+    return factor
+
+
+def downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """Downscale ``image`` (B, C, H, W), any value range, by an integer ``factor``.
+
+    Returns a tensor of shape (B, C, H // factor, W // factor) with the dtype and device of
+    the input. ``factor == 1`` returns the input unchanged. Differentiable.
+    """
+    if image.ndim != 4:
+        raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(image.shape)}")
+    if factor == 1:
+        return image
+    _, channels, height, width = image.shape
+    if height % factor or width % factor:
+        raise ValueError(f"image of {height}x{width} px is not divisible by factor {factor}")
+    kernel = bicubic_kernel(factor, device=image.device, dtype=image.dtype)
+    taps = kernel.numel()
+    pad_before = (taps - factor) // 2
+    pad_after = taps - factor - pad_before
+    if pad_before >= min(height, width):
+        raise ValueError(f"image of {height}x{width} px is too small to downscale by {factor}")
+    vertical = kernel.view(1, 1, taps, 1).expand(channels, 1, taps, 1)
+    horizontal = kernel.view(1, 1, 1, taps).expand(channels, 1, 1, taps)
+    out = F.pad(image, (0, 0, pad_before, pad_after), mode="reflect")
+    out = F.conv2d(out, vertical, stride=(factor, 1), groups=channels)
+    out = F.pad(out, (pad_before, pad_after, 0, 0), mode="reflect")
+    return F.conv2d(out, horizontal, stride=(1, factor), groups=channels)
