@@ -1,0 +1,173 @@
+"""StyleGAN2 config-f (Karras et al. 2020) in the parameterisation of rosinality's
+``stylegan2-pytorch`` checkpoints, the format of the widely used FFHQ file.
+
+Synthesis: a learned 4x4 constant; per layer a modulated 3x3 convolution with weight
+demodulation (the first layer of each level upsamples by a stride-2 transposed conv
+and a [1, 3, 3, 1] blur), then noise (one scalar strength), bias and leaky ReLU 0.2
+times sqrt(2). Skip architecture: one modulated 1x1 ``to_rgb`` per level, summed with
+the upsampled RGB of the level below.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import StyleGenerator
+from .layers import EqualLinear, pixel_norm, separable_kernel, upfirdn2d
+
+__all__ = ["StyleGAN2Config", "StyleGAN2"]
+
+_SQRT2 = math.sqrt(2.0)
+_BLUR_TAPS = [1.0, 3.0, 3.0, 1.0]
+
+
+@dataclass(frozen=True)
+class StyleGAN2Config:
+    """Shape of a StyleGAN2 generator (FFHQ config-f: 1024, 512, 8, (512,)*5 + (256, 128, 64, 32))."""
+
+    resolution: int  # output side in pixels, a power of two >= 4
+    w_dim: int  # size of z, w and of every W+ row
+    mapping_layers: int  # dense layers of the mapping network
+    channels: tuple[int, ...]  # feature maps per resolution level, 4x4 first
+
+    def __post_init__(self) -> None:
+        log2 = int(math.log2(self.resolution)) if self.resolution > 0 else 0
+        if self.resolution < 4 or 2**log2 != self.resolution:
+            raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}")
+        if len(self.channels) != log2 - 1:
+            raise ValueError(f"expected {log2 - 1} channel counts for {self.resolution} px, got {len(self.channels)}")
+        if self.w_dim < 1 or self.mapping_layers < 1 or min(self.channels) < 1:
+            raise ValueError("w_dim, mapping_layers and channels must be positive")
+
+    @classmethod
+    def from_channel_base(cls, resolution: int, w_dim: int = 512, mapping_layers: int = 8,
+                          channel_base: int = 32768, channel_max: int = 512) -> "StyleGAN2Config":
+        """The channel rule ``min(channel_base // res, channel_max)`` at side ``res``."""
+        levels = int(math.log2(resolution)) - 1
+        channels = tuple(min(channel_base // 2 ** (b + 2), channel_max) for b in range(levels))
+        return cls(resolution, w_dim, mapping_layers, channels)
+
+
+class _ModulatedConv(nn.Module):
+    """Modulated convolution. The style scales the input channels and demodulation the
+    output channels, which equals modulating the weight per sample (the paper's form)
+    while running one ordinary convolution for the whole batch."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, w_dim: int, *,
+                 demodulate: bool, upsample: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self.style = EqualLinear(w_dim, in_channels, gain=1.0)
+        self.gain = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.demodulate = demodulate
+        self.upsample = upsample
+        self.padding = kernel_size // 2
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, blur_kernel: torch.Tensor) -> torch.Tensor:
+        style = self.style(w)  # (B, in)
+        weight = self.weight * self.gain
+        x = x * style.view(*style.shape, 1, 1)
+        if self.upsample:
+            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+            x = upfirdn2d(x, blur_kernel, pad=(1, 1))
+        else:
+            x = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            # sum over (in, kh, kw) of (weight * style)^2 = style^2 @ sum_k weight^2
+            demod = torch.rsqrt(style.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8)  # (B, out)
+            x = x * demod.view(*demod.shape, 1, 1)
+        return x
+
+
+class _StyledConv(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, *, upsample: bool) -> None:
+        super().__init__()
+        self.conv = _ModulatedConv(in_channels, out_channels, 3, w_dim, demodulate=True, upsample=upsample)
+        self.noise_strength = nn.Parameter(torch.zeros(()))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor, blur_kernel: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x, w, blur_kernel) + self.noise_strength * noise
+        return F.leaky_relu(x + self.bias.view(1, -1, 1, 1), 0.2) * _SQRT2
+
+
+class _ToRGB(nn.Module):
+    def __init__(self, in_channels: int, w_dim: int) -> None:
+        super().__init__()
+        self.conv = _ModulatedConv(in_channels, 3, 1, w_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(3))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, blur_kernel: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, w, blur_kernel) + self.bias.view(1, -1, 1, 1)
+
+
+class StyleGAN2(StyleGenerator):
+    """StyleGAN2 generator: ``mapping(z) -> w`` and ``synthesis(w_plus, noise) -> image``."""
+
+    architecture = "stylegan2"
+
+    def __init__(self, config: StyleGAN2Config) -> None:
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.mapping_layers = nn.ModuleList(
+            EqualLinear(config.w_dim, config.w_dim, gain=1.0, lr_mul=0.01) for _ in range(config.mapping_layers)
+        )
+        self.const = nn.Parameter(torch.ones(1, c[0], 4, 4))
+        convs = [_StyledConv(c[0], c[0], config.w_dim, upsample=False)]
+        for level in range(1, len(c)):
+            convs.append(_StyledConv(c[level - 1], c[level], config.w_dim, upsample=True))
+            convs.append(_StyledConv(c[level], c[level], config.w_dim, upsample=False))
+        self.convs = nn.ModuleList(convs)
+        self.to_rgbs = nn.ModuleList(_ToRGB(ch, config.w_dim) for ch in c)
+        # Upsampling kernels: the FIR filter is scaled by up**2 to keep the mean.
+        self.register_buffer("blur_kernel", separable_kernel(_BLUR_TAPS, scale=4.0), persistent=False)
+
+    @property
+    def w_dim(self) -> int:
+        return self.config.w_dim
+
+    @property
+    def num_ws(self) -> int:
+        return 2 * len(self.config.channels)
+
+    @property
+    def resolution(self) -> int:
+        return self.config.resolution
+
+    @property
+    def noise_shapes(self) -> list[tuple[int, int]]:
+        return [(2 ** ((i + 5) // 2),) * 2 for i in range(len(self.convs))]
+
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        x = pixel_norm(z)
+        for layer in self.mapping_layers:
+            x = F.leaky_relu(layer(x), 0.2) * _SQRT2
+        return x
+
+    # The mapping ends in leaky ReLU 0.2 followed by a gain of sqrt(2): undo the gain,
+    # then the activation (leaky ReLU 5), and redo both in that order's reverse.
+    def invert_last_activation(self, w: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(w / _SQRT2, 5.0)
+
+    def apply_last_activation(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, 0.2) * _SQRT2
+
+    def synthesis(self, w_plus: torch.Tensor, noise: Sequence[torch.Tensor]) -> torch.Tensor:
+        self._check_synthesis_inputs(w_plus, noise)
+        kernel = self.blur_kernel
+        x = self.const.expand(w_plus.shape[0], -1, -1, -1)
+        x = self.convs[0](x, w_plus[:, 0], noise[0], kernel)
+        rgb = self.to_rgbs[0](x, w_plus[:, 1], kernel)
+        for level in range(1, len(self.to_rgbs)):
+            j = 2 * level - 1
+            x = self.convs[j](x, w_plus[:, j], noise[j], kernel)
+            x = self.convs[j + 1](x, w_plus[:, j + 1], noise[j + 1], kernel)
+            rgb = upfirdn2d(rgb, kernel, up=2, pad=(2, 1)) + self.to_rgbs[level](x, w_plus[:, j + 2], kernel)
+        return rgb
