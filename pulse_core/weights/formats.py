@@ -38,6 +38,8 @@ __all__ = [
     "detect_format",
     "own_config_json",
     "parse_own_config",
+    "pulse_key_table",
+    "rosinality_key_table",
 ]
 
 OWN_FORMAT = "pulse-space/1"
@@ -142,7 +144,9 @@ def _pulse_config(synthesis: Mapping[str, torch.Tensor], mapping: Mapping[str, t
     return StyleGANConfig(resolution=sides[-1], w_dim=w_dim, mapping_layers=layers, channels=tuple(channels))
 
 
-def _pulse_table(config: StyleGANConfig) -> tuple[dict[str, tuple[str, Transform]], dict[str, torch.Tensor]]:
+def pulse_key_table(config: StyleGANConfig) -> tuple[dict[str, tuple[str, Transform]], dict[str, torch.Tensor]]:
+    """Upstream key -> (own key, transform), and the fixed buffers, for PULSE's layout.
+    Mapping keys carry a ``mapping.`` prefix and synthesis keys a ``synthesis.`` prefix."""
     table: dict[str, tuple[str, Transform]] = {}
     constants: dict[str, torch.Tensor] = {}
     for i in range(config.mapping_layers):
@@ -172,7 +176,7 @@ def convert_pulse(synthesis: Mapping[str, torch.Tensor], mapping: Mapping[str, t
                   upstream_format: str = "pulse") -> ConvertedWeights:
     """Convert PULSE's ``synthesis.pt`` and ``mapping.pt`` state dicts."""
     config = _pulse_config(synthesis, mapping)
-    table, constants = _pulse_table(config)
+    table, constants = pulse_key_table(config)
     merged = {f"synthesis.{k}": v for k, v in synthesis.items()} | {f"mapping.{k}": v for k, v in mapping.items()}
     model = StyleGAN(config)
     state = _apply_table(merged, table, constants, lambda k: False, model, f"this {upstream_format} checkpoint")
@@ -221,12 +225,8 @@ def _modconv_entries(table: dict, src: str, dst: str) -> None:
     table[f"{src}.conv.modulation.bias"] = (f"{dst}.conv.style.bias", _identity)
 
 
-def convert_rosinality(checkpoint: Mapping[str, object]) -> ConvertedWeights:
-    """Convert ``{"g_ema": state_dict, ...}`` from rosinality's stylegan2-pytorch."""
-    g = checkpoint.get("g_ema") if isinstance(checkpoint, Mapping) else None
-    if not isinstance(g, Mapping):
-        raise WeightsFormatError("no 'g_ema' state dict in this checkpoint")
-    config = _rosinality_config(g)
+def rosinality_key_table(config: StyleGAN2Config) -> tuple[dict[str, tuple[str, Transform]], dict[str, torch.Tensor]]:
+    """Upstream key -> (own key, transform), and the fixed buffers, for rosinality's ``g_ema``."""
     table: dict[str, tuple[str, Transform]] = {}
     constants: dict[str, torch.Tensor] = {}
     blur = separable_kernel([1, 3, 3, 1], scale=4.0)
@@ -247,6 +247,16 @@ def convert_rosinality(checkpoint: Mapping[str, object]) -> ConvertedWeights:
         table[f"{src}.bias"] = (f"to_rgbs.{level}.bias", _flatten)
         if level > 0:
             constants[f"{src}.upsample.kernel"] = blur
+    return table, constants
+
+
+def convert_rosinality(checkpoint: Mapping[str, object]) -> ConvertedWeights:
+    """Convert ``{"g_ema": state_dict, ...}`` from rosinality's stylegan2-pytorch."""
+    g = checkpoint.get("g_ema") if isinstance(checkpoint, Mapping) else None
+    if not isinstance(g, Mapping):
+        raise WeightsFormatError("no 'g_ema' state dict in this checkpoint")
+    config = _rosinality_config(g)
+    table, constants = rosinality_key_table(config)
     model = StyleGAN2(config)
     # Stored noise buffers are one fixed draw; PULSE passes its own noise explicitly.
     state = _apply_table(g, table, constants, lambda k: k.startswith("noises.noise_"), model,

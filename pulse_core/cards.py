@@ -1,0 +1,332 @@
+"""The model card of PULSE with one backbone (Mitchell et al. 2019, as in Menon et al. 2020, Figure 8).
+
+Every number carries its source: the paper's are labelled "reported by the paper", this project's
+(a ``metrics.json`` written by the ``evaluate`` command) "measured", with date, backbone, revision,
+settings and sample size. The text lives in Jinja templates in the top-level ``cards/`` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from huggingface_hub import EvalResult, ModelCardData
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
+
+from .weights.registry import Backbone
+
+__all__ = ["CARDS_DIR", "CardContext", "Metrics", "Rate", "card_data", "load_metrics", "parse_metrics",
+           "render_model_card", "write_model_card"]
+
+CARDS_DIR = Path(__file__).resolve().parent.parent / "cards"
+METRICS_SCHEMA = "pulse-metrics/1"
+RATE_TOLERANCE = 0.005  # rates and intervals may be rounded to two decimals in metrics.json
+CardFormat = Literal["markdown", "html"]
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+_LICENSE_LINKS = {"NVIDIA Source Code License-NC (non-commercial)":
+                  "https://github.com/NVlabs/stylegan2/blob/master/LICENSE.txt"}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Successful runs out of runs, with the 95% interval the evaluate command computed."""
+
+    successes: int  # runs whose final downscaling loss was within eps
+    runs: int  # runs attempted (images x runs per image)
+    rate: float  # successes / runs, as written in the file
+    ci95: tuple[float, float]  # (low, high), fractions in [0, 1]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """A validated ``pulse-metrics/1`` file: success rates this project measured."""
+
+    date: str  # ISO day of the evaluation
+    backbone: str  # registry name of the backbone that ran
+    revision: str | None  # commit of the weights that ran; None = not recorded
+    input_size: int  # side in pixels of the low-resolution inputs
+    runs_per_image: int  # independent searches per image
+    search: Mapping[str, Any]  # SearchConfig.to_dict() of the runs
+    degradation: str | None  # JSON text of the extra degradation; None = bicubic downscaling only
+    manifest: str  # the image list that was evaluated
+    images: int
+    runs: int  # images x runs_per_image
+    overall: Rate
+    groups: Mapping[str, Mapping[str, Rate]]  # attribute ("race", "gender") -> subgroup -> rate
+    seconds_total: float
+    seconds_per_run: float
+    device: str
+
+
+def _field(obj: Mapping[str, Any], key: str, kinds: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise ValueError(f"{where}: missing key {key!r}")
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ValueError(f"{where}.{key}: expected {getattr(kinds, '__name__', kinds)}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}.{key}: must be finite, got {value!r}")
+    return value
+
+
+def _count(obj: Mapping[str, Any], key: str, where: str, minimum: int = 0) -> int:
+    value = _field(obj, key, int, where)
+    if value < minimum:
+        raise ValueError(f"{where}.{key}: must be >= {minimum}, got {value}")
+    return value
+
+
+def _rate(obj: Any, where: str) -> Rate:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: expected an object with successes, runs, rate, ci95, got {obj!r}")
+    successes, runs = _count(obj, "successes", where), _count(obj, "runs", where, minimum=1)
+    if successes > runs:
+        raise ValueError(f"{where}: successes ({successes}) exceed runs ({runs})")
+    rate = float(_field(obj, "rate", (int, float), where))
+    if abs(rate - successes / runs) > RATE_TOLERANCE:
+        raise ValueError(f"{where}.rate: {rate} is not successes/runs = {successes}/{runs}")
+    ci = _field(obj, "ci95", list, where)
+    if len(ci) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in ci):
+        raise ValueError(f"{where}.ci95: expected [low, high], got {ci!r}")
+    low, high = float(ci[0]), float(ci[1])
+    if not (0 <= low <= high <= 1 and low - RATE_TOLERANCE <= rate <= high + RATE_TOLERANCE):
+        raise ValueError(f"{where}.ci95: [{low}, {high}] must lie in [0, 1] and contain the rate {rate}")
+    return Rate(successes, runs, rate, (low, high))
+
+
+def parse_metrics(data: Any) -> Metrics:
+    """Validate the decoded JSON of a metrics file; ``ValueError`` names the first bad field."""
+    if not isinstance(data, dict):
+        raise ValueError("metrics: expected a JSON object")
+    if data.get("schema") != METRICS_SCHEMA:
+        raise ValueError(f"metrics.schema: expected {METRICS_SCHEMA!r}, got {data.get('schema')!r}")
+    day = _field(data, "date", str, "metrics")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+        raise ValueError(f"metrics.date: expected an ISO date like 2026-11-25, got {day!r}")
+    date.fromisoformat(day)  # ValueError on an impossible day such as 2026-02-30
+    revision = _field(data, "revision", (str, type(None)), "metrics")
+    if revision is not None and not revision.strip():
+        raise ValueError("metrics.revision: expected a commit string or null, got an empty string")
+    settings = _field(data, "settings", dict, "metrics")
+    search = _field(settings, "search", dict, "metrics.settings")
+    degradation = _field(settings, "degradation", (str, dict, list, type(None)), "metrics.settings")
+    images, runs = _count(data, "images", "metrics", 1), _count(data, "runs", "metrics", 1)
+    per_image = _count(settings, "runs_per_image", "metrics.settings", 1)
+    if runs != images * per_image:
+        raise ValueError(f"metrics.runs: {runs} is not images x runs_per_image = {images} x {per_image}")
+    overall = _rate(_field(data, "overall", dict, "metrics"), "metrics.overall")
+    if overall.runs != runs:
+        raise ValueError(f"metrics.overall.runs: {overall.runs} differs from metrics.runs = {runs}")
+    groups: dict[str, dict[str, Rate]] = {}
+    for attribute, subgroups in _field(data, "groups", dict, "metrics").items():
+        where = f"metrics.groups.{attribute}"
+        if not isinstance(subgroups, dict) or not attribute.strip():
+            raise ValueError(f"{where}: expected an object of subgroup -> rate")
+        groups[attribute] = {name: _rate(value, f"{where}.{name}") for name, value in subgroups.items()}
+        if sum(r.runs for r in groups[attribute].values()) > runs:
+            raise ValueError(f"{where}: its subgroups hold more runs than the {runs} runs overall")
+    timings = _field(data, "timings", dict, "metrics")
+    return Metrics(
+        date=day, backbone=_field(data, "backbone", str, "metrics"), revision=revision,
+        input_size=_count(settings, "input_size", "metrics.settings", 1), runs_per_image=per_image,
+        search=dict(search), degradation=None if degradation is None else json.dumps(degradation, sort_keys=True),
+        manifest=_field(data, "manifest", str, "metrics"), images=images, runs=runs, overall=overall, groups=groups,
+        seconds_total=float(_field(timings, "seconds_total", (int, float), "metrics.timings")),
+        seconds_per_run=float(_field(timings, "seconds_per_run", (int, float), "metrics.timings")),
+        device=_field(timings, "device", str, "metrics.timings"),
+    )
+
+
+def load_metrics(path: str | Path) -> Metrics:
+    """Read and validate a ``metrics.json``; ``ValueError`` names the file and the bad field."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    try:
+        return parse_metrics(data)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def _project_version() -> str:
+    try:
+        return metadata.version("pulse_core")
+    except metadata.PackageNotFoundError:
+        return "development version"
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """Everything a model card states: the backbone, the weights that ran and what was measured."""
+
+    backbone: Backbone
+    revision: str | None = None  # exact commit of the weights that ran; None = not recorded
+    source: str | None = None  # what was loaded (Hub repo id or local path); None = nothing loaded
+    metrics: Metrics | None = None  # this project's measurements; None = nothing measured
+    generated_on: str = field(default_factory=lambda: date.today().isoformat())  # ISO day
+    version: str = field(default_factory=_project_version)  # pulse_core version that wrote the card
+
+    def __post_init__(self) -> None:
+        date.fromisoformat(self.generated_on)  # ValueError on a malformed day
+        if self.metrics is not None and self.metrics.backbone != self.backbone.name:
+            raise ValueError(f"the metrics were measured with {self.metrics.backbone!r}, "
+                             f"not with this card's backbone {self.backbone.name!r}")
+
+
+# The paper's numbers, verbatim (Menon et al. 2020: tables 1-3 and section 6).
+REPORTED = "reported by the paper (Menon et al. 2020, StyleGAN v1 FFHQ)"
+PAPER_MOS_128 = (("HR", "3.74"), ("Nearest", "1.01"), ("Bicubic", "1.34"), ("FSRNet", "2.77"),
+                 ("FSRGAN", "2.92"), ("PULSE", "3.60"))
+PAPER_NIQE_1024 = (("HR", "3.90"), ("Nearest", "12.48"), ("Bicubic", "7.06"), ("PULSE", "2.47"))
+PAPER_SUCCESS_X64 = {
+    "race": (("Black", "79.2%"), ("East Asian", "87.0%"), ("Indian", "87.4%"), ("Latino/Hispanic", "90.2%"),
+             ("Middle Eastern", "87.0%"), ("Southeast Asian", "87.4%"), ("White", "83.4%")),
+    "gender": (("Female", "91.4%"), ("Male", "88.6%")),
+}
+SALMINEN_STYLEGAN_OUTPUTS = (("White", "72.6%"), ("Asian", "13.8%"), ("Black", "10.1%"), ("Indian", "3.4%"))
+
+
+def _key(name: str) -> str:  # "Latino_Hispanic" and "Latino/Hispanic" name the same subgroup
+    return re.sub(r"[^a-z]", "", name.lower())
+
+
+def _measured_rate(rate: Rate) -> str:
+    low, high = rate.ci95
+    return (f"{100 * rate.successes / rate.runs:.1f}% measured ({rate.successes}/{rate.runs} runs; "
+            f"95% CI {100 * low:.1f}%-{100 * high:.1f}%)")
+
+
+def _hub_id(candidate: str | None) -> str | None:
+    if candidate and _HUB_ID.match(candidate) and ".." not in candidate and not Path(candidate).exists():
+        return candidate
+    return None
+
+
+def _success_rows(metrics: Metrics | None) -> list[list[str]]:
+    """Rows of (attribute, subgroup, reported, measured); every cell says something."""
+    measured = {} if metrics is None else {_key(a): (a, groups) for a, groups in metrics.groups.items()}
+    rows = []
+    for key in dict.fromkeys([*PAPER_SUCCESS_X64, *measured]):
+        attribute, groups = measured.pop(key, (key, {}))
+        ours = {_key(name): (name, rate) for name, rate in groups.items()}
+        for name, value in PAPER_SUCCESS_X64.get(key, ()):
+            found = ours.pop(_key(name), None)
+            rows.append([attribute, name, value, "not measured" if found is None else _measured_rate(found[1])])
+        rows += [[attribute, name, "not reported by the paper", _measured_rate(rate)] for name, rate in ours.values()]
+    return rows
+
+
+def _flatten(settings: Mapping[str, Any], prefix: str = "") -> list[list[str]]:
+    rows = []
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            text = value if isinstance(value, str) else "none" if value is None else json.dumps(value)
+            rows.append([f"{prefix}{key}", text])
+    return rows
+
+
+def _template_vars(context: CardContext) -> dict[str, Any]:
+    backbone, metrics = context.backbone, context.metrics
+    view: dict[str, Any] = {
+        "backbone": backbone, "revision": context.revision, "source": context.source,
+        "generated_on": context.generated_on, "version": context.version, "reported": REPORTED,
+        "hub_url": f"https://huggingface.co/{backbone.repo_id}" if backbone.repo_id else None,
+        "defaults": _flatten(backbone.search_defaults.to_dict()),
+        "mos": [[name, value, "not measured"] for name, value in PAPER_MOS_128],
+        "niqe": [[name, value, "not measured"] for name, value in PAPER_NIQE_1024],
+        "salminen": [list(row) for row in SALMINEN_STYLEGAN_OUTPUTS],
+        "success_rows": _success_rows(metrics), "measured": None,
+    }
+    if metrics is not None:
+        scale = backbone.resolution / metrics.input_size
+        view["measured"] = {
+            "m": metrics, "scale": f"{scale:g}", "overall": _measured_rate(metrics.overall),
+            "eps": metrics.search.get("eps", "not recorded"),
+            "settings": [["input_size", str(metrics.input_size)], ["runs_per_image", str(metrics.runs_per_image)],
+                         ["degradation", metrics.degradation or "none (bicubic downscaling only)"],
+                         *_flatten(metrics.search, "search.")],
+            "label": (f"by this project on {metrics.date} with {metrics.backbone} at revision "
+                      f"{metrics.revision or 'not recorded'}, {metrics.input_size}x{metrics.input_size} inputs "
+                      f"(x{scale:g}), {metrics.images} images x {metrics.runs_per_image} runs = {metrics.runs} runs"),
+            "revision_differs": metrics.revision != context.revision,
+        }
+    return view
+
+
+def card_data(context: CardContext) -> ModelCardData:
+    """Hub metadata (the README's YAML front matter), with measured success rates as eval results."""
+    backbone, metrics = context.backbone, context.metrics
+    tags = ["pulse", "super-resolution", "face-hallucination", "stylegan", backbone.architecture, "face", "gan",
+            "latent-space-search", "model-card", "bias-evaluation"]
+    extra: dict[str, Any] = {}
+    if backbone.license == "other":
+        extra["license_name"] = backbone.license_name
+        link = _LICENSE_LINKS.get(backbone.license_name) or (
+            f"https://huggingface.co/{backbone.repo_id}" if backbone.repo_id else None)
+        if link:
+            extra["license_link"] = link
+    base_model = _hub_id(context.source) if context.source else _hub_id(backbone.repo_id)
+    if base_model:
+        extra["base_model"] = base_model
+    results = []
+    if metrics is not None:
+        common = dict(task_type="image-to-image", task_name="Face super-resolution by latent space search",
+                      dataset_type="pulse-manifest", dataset_name=metrics.manifest,
+                      dataset_config=f"{metrics.input_size}px-x{backbone.resolution / metrics.input_size:g}")
+        rates = [("Success rate (all runs)", metrics.overall)] + [
+            (f"Success rate ({attribute}: {name})", rate)
+            for attribute, subgroups in metrics.groups.items() for name, rate in subgroups.items()]
+        for name, rate in rates:
+            args = {"measured_on": metrics.date, "runs": rate.runs, "runs_per_image": metrics.runs_per_image,
+                    "ci95": list(rate.ci95), "revision": metrics.revision, "eps": metrics.search.get("eps")}
+            results.append(EvalResult(**common, metric_type="success_rate", metric_name=name,
+                                      metric_value=round(rate.successes / rate.runs, 4), metric_args=args))
+    return ModelCardData(license=backbone.license, tags=tags, pipeline_tag="image-to-image", library_name="pytorch",
+                         model_name=f"PULSE with {backbone.title}", eval_results=results or None, **extra)
+
+
+@lru_cache(maxsize=2)
+def _environment(fmt: CardFormat) -> Environment:
+    # Both formats escape values: in Markdown too, where the Hub would otherwise render raw HTML.
+    env = Environment(loader=FileSystemLoader(CARDS_DIR), undefined=StrictUndefined, autoescape=True,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["squash"] = lambda text: Markup(re.sub(r"\s+", " ", escape(text)).strip())  # one line per block
+    # Markdown table cells must not contain a bare pipe; HTML cells only need escaping.
+    env.filters["cell"] = (lambda v: Markup(escape(v).replace("|", "\\|"))) if fmt == "markdown" else escape
+    return env
+
+
+def render_model_card(context: CardContext, *, fmt: CardFormat = "markdown") -> str:
+    """The card as Markdown (with the Hub's YAML front matter) or as an HTML fragment (an ``<article>``)."""
+    if fmt not in ("markdown", "html"):
+        raise ValueError(f"fmt must be 'markdown' or 'html', got {fmt!r}")
+    suffix = "md" if fmt == "markdown" else "html"
+    variables = _template_vars(context)
+    variables.update(layout=f"base.{suffix}.j2", markup=f"markup.{suffix}.j2")
+    if fmt == "markdown":
+        variables["front_matter"] = Markup(card_data(context).to_yaml())
+    text = _environment(fmt).get_template("model_card.j2").render(variables)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    if fmt == "markdown":  # quotes need no escaping in Markdown text; keep the CLI output readable
+        text = text.replace("&#39;", "'").replace("&#34;", '"')
+    return text
+
+
+def write_model_card(path: str | Path, context: CardContext, *, fmt: CardFormat | None = None) -> Path:
+    """Write the card to ``path`` (HTML for a ``.html``/``.htm`` suffix unless ``fmt`` says otherwise)."""
+    path = Path(path)
+    chosen: CardFormat = fmt or ("html" if path.suffix.lower() in (".html", ".htm") else "markdown")
+    path.write_text(render_model_card(context, fmt=chosen), encoding="utf-8")
+    return path
