@@ -20,3 +20,5 @@ def golden():
 def _isolated_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("PULSE_CACHE", str(tmp_path / "pulse-cache"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+
+from tests.fakehub import fake_hub  # noqa: E402,F401  (fixture re-exported for every test module)

@@ -25,16 +25,17 @@ What huggingface_hub 2.4.0 does, read from its source and checked by ``tests/tes
 - Hub unreachable, nothing cached: ``LocalEntryNotFoundError`` (a ``FileNotFoundError``), whose ``__cause__`` is the
   ``httpx2.ConnectError`` (or the ``HfHubHTTPError`` of the reply). Connection errors, timeouts and
   408/429/500/502/503/504 replies are first retried with ``HEAD`` after sleeps of 1, 2, 4, 8 and 8 s, so the call
-  takes about 23 s (measured 23.2 s with the server stopped, 23.0 s with 500 replies); a 403 fails at once. No environment variable changes that
-  backoff: ``HF_HUB_ETAG_TIMEOUT`` (default 10 s) and ``HF_HUB_DOWNLOAD_TIMEOUT`` (default 10 s) only bound a
-  single request. Only offline mode (``HF_HUB_OFFLINE=1``, or patching ``constants.HF_HUB_OFFLINE``) or
-  ``local_files_only=True`` fails at once, with ``LocalEntryNotFoundError`` and no request sent. Tests skip the
-  sleeps with `skip_backoff_sleeps`.
+  takes about 23 s (measured: 23.2 s with the server stopped, 23.0 s with 500 replies); a 403 fails at once. No
+  environment variable shortens that backoff: ``HF_HUB_ETAG_TIMEOUT`` (default 10 s) and ``HF_HUB_DOWNLOAD_TIMEOUT``
+  (default 10 s) only bound a single request. Only offline mode (``HF_HUB_OFFLINE=1`` before import, or patching
+  ``constants.HF_HUB_OFFLINE``) or ``local_files_only=True`` fails at once, with ``LocalEntryNotFoundError`` and no
+  request sent. Tests skip the sleeps with `skip_backoff_sleeps`.
 - Interrupted body: a ``GET`` that ends before ``Content-Length`` is retried after a 1 s sleep, up to 5 times in a
   row without progress, and then ``httpx2.RemoteProtocolError`` escapes ``hf_hub_download`` and nothing is cached.
-  Retries ask for ``Range: bytes={written}-``, where only whole chunks of ``constants.DOWNLOAD_CHUNK_SIZE``
-  (10 MiB) count as written, so a smaller file is fetched again from the start. Bytes are never checked against the ``ETag``: a body of the right
-  length but wrong content is cached as is.
+  Retries ask for ``Range: bytes={written}-``, where only whole chunks of ``constants.DOWNLOAD_CHUNK_SIZE`` (10 MiB)
+  count as written, so a smaller file is fetched again from the start.
+- Integrity: downloaded bytes are never checked against the ``ETag``; a body of the right length but wrong content
+  is cached as is, under the blob name the ``ETag`` gave.
 - Environment. ``constants`` reads ``HF_ENDPOINT``, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE`` and the other
   variables once, at import, and ``HUGGINGFACE_CO_URL_TEMPLATE`` is built from ``ENDPOINT`` then; setting the
   environment later changes nothing. ``hf_hub_download(endpoint=...)`` works by rewriting a URL that starts with

@@ -20,7 +20,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from tests.fakehub import FakeHub, fake_hub, skip_backoff_sleeps  # noqa: F401  (fixture)
+from tests.fakehub import FakeHub, fake_hub, hub_environment, skip_backoff_sleeps  # noqa: F401  (fixture)
 
 REPO = "pulse-test/tiny-generator"
 WEIGHTS = "weights/generator.safetensors"
@@ -37,7 +37,8 @@ def test_download_lands_in_tmp_cache_under_commit_snapshot(fake_hub: FakeHub) ->
     assert path.is_relative_to(fake_hub.cache_dir)
     assert path.parent.parent.name == commit and path.parent.parent.parent.name == "snapshots"
     assert path.resolve().name == hashlib.sha256(DATA).hexdigest()  # blob named after the ETag
-    assert fake_hub.requests == [("HEAD", f"/{REPO}/resolve/main/{WEIGHTS}"), ("GET", f"/{REPO}/resolve/main/{WEIGHTS}")]
+    url_path = f"/{REPO}/resolve/main/{WEIGHTS}"
+    assert fake_hub.requests == [("HEAD", url_path), ("GET", url_path)]
     assert "authorization" not in {name.lower() for name in fake_hub.request_headers[0]}
 
 
@@ -58,6 +59,21 @@ def test_endpoint_from_environment_variable_reaches_fake_hub(fake_hub: FakeHub) 
 
     assert Path(path).read_bytes() == b"{}"
     assert fake_hub.count("GET", "config.json") == 1
+
+
+def test_hub_environment_sends_no_token_and_restores(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_must_not_be_sent")
+    original_cache = constants.HF_HUB_CACHE
+    with FakeHub() as hub, pytest.MonkeyPatch.context() as patch:
+        hub_cache = hub_environment(patch, hub.endpoint, tmp_path / "hf")
+        hub.add_file(REPO, "a.bin", b"a")
+        path = hf_hub_download(REPO, "a.bin")
+        assert "HF_TOKEN" not in os.environ
+        assert (constants.ENDPOINT, constants.HF_HUB_CACHE) == (hub.endpoint, str(hub_cache))
+
+    assert path.startswith(str(tmp_path))
+    assert all("authorization" not in {name.lower() for name in headers} for headers in hub.request_headers)
+    assert os.environ["HF_TOKEN"] == "hf_must_not_be_sent" and constants.HF_HUB_CACHE == original_cache
 
 
 def test_each_commit_stays_downloadable_by_sha(fake_hub: FakeHub) -> None:
@@ -128,6 +144,12 @@ def test_stopped_hub_still_serves_cached_file(fake_hub: FakeHub, monkeypatch: py
 
     assert hf_hub_download(REPO, WEIGHTS) == cached
     assert slept == []  # falls back to the cache without retrying
+
+    endpoint = fake_hub.endpoint
+    fake_hub.add_file(REPO, "later.bin", b"later")
+    fake_hub.start()
+    assert fake_hub.endpoint == endpoint
+    assert Path(hf_hub_download(REPO, "later.bin")).read_bytes() == b"later"
 
 
 def test_stopped_hub_with_empty_cache_raises_local_entry_not_found(

@@ -86,12 +86,16 @@ def _resolve_local(path: Path) -> ResolvedSource:
 def _resolve_hub(text: str, revision: str | None) -> ResolvedSource:
     repo_id, _, filename = text.partition(":")
     names = [filename] if filename else list(HUB_CANDIDATES)
+    unreachable: hub.HubUnreachableError | None = None
     for name in names:
         try:
             fetched = hub.download(repo_id, name, revision)
-        except FileNotFoundError:
+        except (FileNotFoundError, hub.HubUnreachableError) as error:
             if filename:
                 raise
+            # Offline, the cache may hold another candidate name: keep looking.
+            if isinstance(error, hub.HubUnreachableError) and unreachable is None:
+                unreachable = error
             continue
         companion = None
         if name.endswith("synthesis.pt"):
@@ -99,6 +103,8 @@ def _resolve_hub(text: str, revision: str | None) -> ResolvedSource:
         key = f"{repo_id}@{fetched.commit or revision or 'main'}:{name}"
         return ResolvedSource(fetched.path, companion, f"{repo_id}:{name}", fetched.commit,
                               "hub-" + hashlib.sha256(key.encode()).hexdigest())
+    if unreachable is not None:
+        raise unreachable
     raise FileNotFoundError(f"Hub repo {repo_id!r} has none of {', '.join(HUB_CANDIDATES)}; "
                             f"name the file as {repo_id}:FILENAME")
 
