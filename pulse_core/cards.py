@@ -1,19 +1,17 @@
 """The model card of PULSE with one backbone (Mitchell et al. 2019, as in Menon et al. 2020, Figure 8).
 
-Every number carries its source: the paper's are labelled "reported by the paper", this project's
-(a ``metrics.json`` written by the ``evaluate`` command) "measured", with date, backbone, revision,
-settings and sample size. The text lives in Jinja templates in the top-level ``cards/`` folder.
-"""
+Numbers carry their source: "reported by the paper", or "measured" (a ``metrics.json`` from ``evaluate``)
+with date, backbone, revision, settings and sample size. Templates: the top-level ``cards/`` folder."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -66,28 +64,20 @@ class Metrics:
     device: str
 
 
-def _field(obj: Mapping[str, Any], key: str, kinds: type | tuple[type, ...], where: str) -> Any:
+def _field(obj: Mapping[str, Any], key: str, kinds: type | tuple[type, ...], where: str, minimum: int = 0) -> Any:
+    """``obj[key]`` checked against ``kinds`` (never bool; finite; ints >= ``minimum``)."""
     if key not in obj:
         raise ValueError(f"{where}: missing key {key!r}")
     value = obj[key]
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise ValueError(f"{where}.{key}: expected {getattr(kinds, '__name__', kinds)}, got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where}.{key}: must be finite, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value) or isinstance(value, int) and value < minimum:
+        raise ValueError(f"{where}.{key}: out of range (must be finite and >= {minimum}), got {value!r}")
     return value
 
 
-def _count(obj: Mapping[str, Any], key: str, where: str, minimum: int = 0) -> int:
-    value = _field(obj, key, int, where)
-    if value < minimum:
-        raise ValueError(f"{where}.{key}: must be >= {minimum}, got {value}")
-    return value
-
-
-def _rate(obj: Any, where: str) -> Rate:
-    if not isinstance(obj, dict):
-        raise ValueError(f"{where}: expected an object with successes, runs, rate, ci95, got {obj!r}")
-    successes, runs = _count(obj, "successes", where), _count(obj, "runs", where, minimum=1)
+def _rate(obj: Mapping[str, Any], where: str) -> Rate:
+    successes, runs = _field(obj, "successes", int, where), _field(obj, "runs", int, where, 1)
     if successes > runs:
         raise ValueError(f"{where}: successes ({successes}) exceed runs ({runs})")
     rate = float(_field(obj, "rate", (int, float), where))
@@ -96,7 +86,7 @@ def _rate(obj: Any, where: str) -> Rate:
     ci = _field(obj, "ci95", list, where)
     if len(ci) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in ci):
         raise ValueError(f"{where}.ci95: expected [low, high], got {ci!r}")
-    low, high = float(ci[0]), float(ci[1])
+    low, high = float(ci[0]), float(ci[1])  # NaN fails the range check below
     if not (0 <= low <= high <= 1 and low - RATE_TOLERANCE <= rate <= high + RATE_TOLERANCE):
         raise ValueError(f"{where}.ci95: [{low}, {high}] must lie in [0, 1] and contain the rate {rate}")
     return Rate(successes, runs, rate, (low, high))
@@ -109,17 +99,18 @@ def parse_metrics(data: Any) -> Metrics:
     if data.get("schema") != METRICS_SCHEMA:
         raise ValueError(f"metrics.schema: expected {METRICS_SCHEMA!r}, got {data.get('schema')!r}")
     day = _field(data, "date", str, "metrics")
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+    try:
+        valid_day = date.fromisoformat(day).isoformat() == day  # exactly YYYY-MM-DD, and a real day
+    except ValueError:
+        valid_day = False
+    if not valid_day:
         raise ValueError(f"metrics.date: expected an ISO date like 2026-11-25, got {day!r}")
-    date.fromisoformat(day)  # ValueError on an impossible day such as 2026-02-30
-    revision = _field(data, "revision", (str, type(None)), "metrics")
-    if revision is not None and not revision.strip():
-        raise ValueError("metrics.revision: expected a commit string or null, got an empty string")
+    revision = _field(data, "revision", (str, type(None)), "metrics") or None  # "" is no revision either
     settings = _field(data, "settings", dict, "metrics")
     search = _field(settings, "search", dict, "metrics.settings")
     degradation = _field(settings, "degradation", (str, dict, list, type(None)), "metrics.settings")
-    images, runs = _count(data, "images", "metrics", 1), _count(data, "runs", "metrics", 1)
-    per_image = _count(settings, "runs_per_image", "metrics.settings", 1)
+    images, runs = _field(data, "images", int, "metrics", 1), _field(data, "runs", int, "metrics", 1)
+    per_image = _field(settings, "runs_per_image", int, "metrics.settings", 1)
     if runs != images * per_image:
         raise ValueError(f"metrics.runs: {runs} is not images x runs_per_image = {images} x {per_image}")
     overall = _rate(_field(data, "overall", dict, "metrics"), "metrics.overall")
@@ -130,14 +121,15 @@ def parse_metrics(data: Any) -> Metrics:
         where = f"metrics.groups.{attribute}"
         if not isinstance(subgroups, dict) or not attribute.strip():
             raise ValueError(f"{where}: expected an object of subgroup -> rate")
-        groups[attribute] = {name: _rate(value, f"{where}.{name}") for name, value in subgroups.items()}
+        groups[attribute] = {name: _rate(_field(subgroups, name, dict, where), f"{where}.{name}") for name in subgroups}
         if sum(r.runs for r in groups[attribute].values()) > runs:
             raise ValueError(f"{where}: its subgroups hold more runs than the {runs} runs overall")
     timings = _field(data, "timings", dict, "metrics")
     return Metrics(
         date=day, backbone=_field(data, "backbone", str, "metrics"), revision=revision,
-        input_size=_count(settings, "input_size", "metrics.settings", 1), runs_per_image=per_image,
-        search=dict(search), degradation=None if degradation is None else json.dumps(degradation, sort_keys=True),
+        input_size=_field(settings, "input_size", int, "metrics.settings", 1), runs_per_image=per_image,
+        search=dict(search), degradation=degradation if degradation is None or isinstance(degradation, str)
+        else json.dumps(degradation, sort_keys=True),
         manifest=_field(data, "manifest", str, "metrics"), images=images, runs=runs, overall=overall, groups=groups,
         seconds_total=float(_field(timings, "seconds_total", (int, float), "metrics.timings")),
         seconds_per_run=float(_field(timings, "seconds_per_run", (int, float), "metrics.timings")),
@@ -149,20 +141,11 @@ def load_metrics(path: str | Path) -> Metrics:
     """Read and validate a ``metrics.json``; ``ValueError`` names the file and the bad field."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return parse_metrics(json.loads(path.read_text(encoding="utf-8")))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
-    try:
-        return parse_metrics(data)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-
-
-def _project_version() -> str:
-    try:
-        return metadata.version("pulse_core")
-    except metadata.PackageNotFoundError:
-        return "development version"
 
 
 @dataclass(frozen=True)
@@ -174,10 +157,10 @@ class CardContext:
     source: str | None = None  # what was loaded (Hub repo id or local path); None = nothing loaded
     metrics: Metrics | None = None  # this project's measurements; None = nothing measured
     generated_on: str = field(default_factory=lambda: date.today().isoformat())  # ISO day
-    version: str = field(default_factory=_project_version)  # pulse_core version that wrote the card
+    version: str = field(default_factory=lambda: getattr(sys.modules[__package__], "__version__", "unreleased"))
 
     def __post_init__(self) -> None:
-        date.fromisoformat(self.generated_on)  # ValueError on a malformed day
+        date.fromisoformat(self.generated_on)  # ValueError unless an ISO day
         if self.metrics is not None and self.metrics.backbone != self.backbone.name:
             raise ValueError(f"the metrics were measured with {self.metrics.backbone!r}, "
                              f"not with this card's backbone {self.backbone.name!r}")
@@ -196,7 +179,7 @@ PAPER_SUCCESS_X64 = {
 SALMINEN_STYLEGAN_OUTPUTS = (("White", "72.6%"), ("Asian", "13.8%"), ("Black", "10.1%"), ("Indian", "3.4%"))
 
 
-def _key(name: str) -> str:  # "Latino_Hispanic" and "Latino/Hispanic" name the same subgroup
+def _plain(name: str) -> str:  # "Latino_Hispanic" and "Latino/Hispanic" name the same subgroup
     return re.sub(r"[^a-z]", "", name.lower())
 
 
@@ -206,21 +189,15 @@ def _measured_rate(rate: Rate) -> str:
             f"95% CI {100 * low:.1f}%-{100 * high:.1f}%)")
 
 
-def _hub_id(candidate: str | None) -> str | None:
-    if candidate and _HUB_ID.match(candidate) and ".." not in candidate and not Path(candidate).exists():
-        return candidate
-    return None
-
-
 def _success_rows(metrics: Metrics | None) -> list[list[str]]:
     """Rows of (attribute, subgroup, reported, measured); every cell says something."""
-    measured = {} if metrics is None else {_key(a): (a, groups) for a, groups in metrics.groups.items()}
+    measured = {} if metrics is None else {_plain(a): (a, groups) for a, groups in metrics.groups.items()}
     rows = []
     for key in dict.fromkeys([*PAPER_SUCCESS_X64, *measured]):
         attribute, groups = measured.pop(key, (key, {}))
-        ours = {_key(name): (name, rate) for name, rate in groups.items()}
+        ours = {_plain(name): (name, rate) for name, rate in groups.items()}
         for name, value in PAPER_SUCCESS_X64.get(key, ()):
-            found = ours.pop(_key(name), None)
+            found = ours.pop(_plain(name), None)
             rows.append([attribute, name, value, "not measured" if found is None else _measured_rate(found[1])])
         rows += [[attribute, name, "not reported by the paper", _measured_rate(rate)] for name, rate in ours.values()]
     return rows
@@ -229,11 +206,8 @@ def _success_rows(metrics: Metrics | None) -> list[list[str]]:
 def _flatten(settings: Mapping[str, Any], prefix: str = "") -> list[list[str]]:
     rows = []
     for key, value in settings.items():
-        if isinstance(value, Mapping):
-            rows += _flatten(value, f"{prefix}{key}.")
-        else:
-            text = value if isinstance(value, str) else "none" if value is None else json.dumps(value)
-            rows.append([f"{prefix}{key}", text])
+        text = value if isinstance(value, str) else "none" if value is None else json.dumps(value)
+        rows += _flatten(value, f"{prefix}{key}.") if isinstance(value, Mapping) else [[f"{prefix}{key}", text]]
     return rows
 
 
@@ -251,17 +225,8 @@ def _template_vars(context: CardContext) -> dict[str, Any]:
     }
     if metrics is not None:
         scale = backbone.resolution / metrics.input_size
-        view["measured"] = {
-            "m": metrics, "scale": f"{scale:g}", "overall": _measured_rate(metrics.overall),
-            "eps": metrics.search.get("eps", "not recorded"),
-            "settings": [["input_size", str(metrics.input_size)], ["runs_per_image", str(metrics.runs_per_image)],
-                         ["degradation", metrics.degradation or "none (bicubic downscaling only)"],
-                         *_flatten(metrics.search, "search.")],
-            "label": (f"by this project on {metrics.date} with {metrics.backbone} at revision "
-                      f"{metrics.revision or 'not recorded'}, {metrics.input_size}x{metrics.input_size} inputs "
-                      f"(x{scale:g}), {metrics.images} images x {metrics.runs_per_image} runs = {metrics.runs} runs"),
-            "revision_differs": metrics.revision != context.revision,
-        }
+        view["measured"] = {"m": metrics, "scale": f"{scale:g}", "overall": _measured_rate(metrics.overall),
+                            "eps": metrics.search.get("eps", "not recorded"), "search": _flatten(metrics.search)}
     return view
 
 
@@ -270,28 +235,24 @@ def card_data(context: CardContext) -> ModelCardData:
     backbone, metrics = context.backbone, context.metrics
     tags = ["pulse", "super-resolution", "face-hallucination", "stylegan", backbone.architecture, "face", "gan",
             "latent-space-search", "model-card", "bias-evaluation"]
-    extra: dict[str, Any] = {}
-    if backbone.license == "other":
-        extra["license_name"] = backbone.license_name
-        link = _LICENSE_LINKS.get(backbone.license_name) or (
-            f"https://huggingface.co/{backbone.repo_id}" if backbone.repo_id else None)
-        if link:
-            extra["license_link"] = link
-    base_model = _hub_id(context.source) if context.source else _hub_id(backbone.repo_id)
-    if base_model:
-        extra["base_model"] = base_model
+    origin = context.source or backbone.repo_id or ""  # base_model only when the weights came from a Hub repo
+    repo_id = origin.partition(":")[0]  # load_generator describes Hub weights as "owner/name:file"
+    hub_id = _HUB_ID.match(repo_id) and ".." not in repo_id and not Path(origin).exists()
+    extra: dict[str, Any] = {"base_model": repo_id if hub_id else None}
+    if backbone.license == "other":  # the Hub asks for a name and a link for custom licenses
+        extra.update(license_name=backbone.license_name, license_link=_LICENSE_LINKS.get(backbone.license_name) or (
+            f"https://huggingface.co/{backbone.repo_id}" if backbone.repo_id else None))
     results = []
     if metrics is not None:
         common = dict(task_type="image-to-image", task_name="Face super-resolution by latent space search",
                       dataset_type="pulse-manifest", dataset_name=metrics.manifest,
                       dataset_config=f"{metrics.input_size}px-x{backbone.resolution / metrics.input_size:g}")
-        rates = [("Success rate (all runs)", metrics.overall)] + [
-            (f"Success rate ({attribute}: {name})", rate)
-            for attribute, subgroups in metrics.groups.items() for name, rate in subgroups.items()]
-        for name, rate in rates:
+        rates = {"all runs": metrics.overall} | {
+            f"{attr}: {name}": rate for attr, groups in metrics.groups.items() for name, rate in groups.items()}
+        for name, rate in rates.items():
             args = {"measured_on": metrics.date, "runs": rate.runs, "runs_per_image": metrics.runs_per_image,
                     "ci95": list(rate.ci95), "revision": metrics.revision, "eps": metrics.search.get("eps")}
-            results.append(EvalResult(**common, metric_type="success_rate", metric_name=name,
+            results.append(EvalResult(**common, metric_type="success_rate", metric_name=f"Success rate ({name})",
                                       metric_value=round(rate.successes / rate.runs, 4), metric_args=args))
     return ModelCardData(license=backbone.license, tags=tags, pipeline_tag="image-to-image", library_name="pytorch",
                          model_name=f"PULSE with {backbone.title}", eval_results=results or None, **extra)
