@@ -59,7 +59,7 @@ class SampleResult:
                 f"eps = {_fmt(self.eps)}; best {_fmt(self.loss)} after {self.steps_run} steps")
 
     def to_dict(self) -> dict:
-        return {"index": self.index, "seed": self.seed, "downscaling_loss": self.loss, "eps": self.eps,
+        return {"sample": self.index + 1, "seed": self.seed, "downscaling_loss": self.loss, "eps": self.eps,
                 "success": self.success, "step_found": self.best_step + 1, "steps_run": self.steps_run,
                 "message": self.message}
 
