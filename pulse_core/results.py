@@ -77,6 +77,7 @@ class SearchResult:
     steps_run: int
     seconds: float
     device: str
+    runtime: dict = field(default_factory=dict)  # RuntimeConfig.describe() of the iterations
 
     @property
     def successes(self) -> tuple[SampleResult, ...]:
@@ -106,5 +107,5 @@ class SearchResult:
             "generator": self.generator,
             "timings": {"seconds": round(self.seconds, 3),
                         "seconds_per_step": round(self.seconds / max(self.steps_run, 1), 4),
-                        "device": self.device},
+                        "device": self.device, **self.runtime},
         }

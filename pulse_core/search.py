@@ -24,6 +24,7 @@ from .downsample import downscale, downscale_factor
 from .generators.base import StyleGenerator
 from .losses import downscale_l1, downscale_mse, geocross
 from .results import SampleResult, SearchResult, StepInfo
+from .runtime import RuntimeConfig, choose_runtime
 from .schedules import lr_factor
 from .sphere import SphericalOptimizer, project_to_sphere
 
@@ -121,6 +122,7 @@ def search(
     callback: Callback | None = None,
     init_latent: torch.Tensor | None = None,
     noise_seed: int | None = None,
+    runtime: RuntimeConfig | None = None,
 ) -> SearchResult:
     """Run PULSE on ``lr_image`` ((3, h, w) in [0, 1], h = resolution / 2**k).
 
@@ -129,10 +131,15 @@ def search(
     starts from given latents (used by ``resample_noise``); ``noise_seed`` overrides the
     seed of the noise draw. Randomness comes only from ``config.seed`` (sample k uses
     seed + k), so the same inputs give the same outputs on the same machine.
+    ``runtime`` (default: ``choose_runtime(device)``) sets the precision of the iterations;
+    the returned images, losses and verdicts are always computed in float32.
     """
     if not generator.has_gaussian_fit:
         raise RuntimeError("the generator has no Gaussian fit; load it with pulse_core.load_generator")
     device = generator.fit_mean.device
+    runtime = runtime if runtime is not None else choose_runtime(device)
+    autocast = torch.autocast(device.type, dtype=runtime.autocast_dtype or torch.float32,
+                              enabled=runtime.autocast_dtype is not None)
     target, factor = check_target(lr_image, generator.resolution)
     target = target.to(device)
     tiled = config.tile_latent
@@ -157,7 +164,9 @@ def search(
         optimizer.zero_grad()
         rows = latent.expand(-1, generator.num_ws, -1) if tiled else latent
         w_plus = generator.latent_to_w_plus(rows)
-        image = (generator.synthesis(w_plus, noise) + 1.0) / 2.0
+        with autocast:
+            raw = generator.synthesis(w_plus, noise)
+        image = (raw.float() + 1.0) / 2.0
         total, mse = _objective(config, downscale(image, factor), target, w_plus, tiled)
         history.append(mse.cpu())
         with torch.no_grad():
@@ -189,7 +198,7 @@ def search(
     samples = _render_best(generator, config, target, factor, best_latent, final_noise, best_step,
                            torch.stack(history, dim=1), steps_run, tiled, noise_seed)
     return SearchResult(samples, config, target.shape[-1], factor, generator.describe(), stopped,
-                        steps_run, seconds, str(device))
+                        steps_run, seconds, str(device), runtime.describe())
 
 
 @torch.no_grad()
@@ -223,10 +232,12 @@ def resample_noise(
     noise_seed: int,
     steps: int = 20,
     callback: Callback | None = None,
+    runtime: RuntimeConfig | None = None,
 ) -> SearchResult:
     """Paper section 4.4: keep each found latent, draw new noise (from ``noise_seed + k``),
     refine for ``steps`` steps, and report the new loss and success. Gives fine-level
     variations (hair, skin texture) of the faces in ``found``."""
     latent = torch.stack([s.latent for s in found.samples])
     config = found.config.replace(steps=steps, samples=len(found.samples))
-    return search(generator, lr_image, config, callback=callback, init_latent=latent, noise_seed=noise_seed)
+    return search(generator, lr_image, config, callback=callback, init_latent=latent, noise_seed=noise_seed,
+                  runtime=runtime)

@@ -9,6 +9,7 @@ import torch
 from pulse_core import LossWeights, SearchConfig
 from pulse_core.downsample import downscale
 from pulse_core.losses import geocross
+from pulse_core.runtime import RuntimeConfig
 from pulse_core.schedules import lr_factor
 from pulse_core.search import InputError, resample_noise, search
 from tests.helpers import tiny_generator
@@ -70,7 +71,7 @@ def test_unreachable_target_is_reported_as_failure(sg2):
 def test_best_iterate_is_returned_not_the_last(sg2):
     # A large fixed learning rate makes the loss jump around, so the last iterate is worse.
     config = SearchConfig(steps=25, samples=1, seed=3, learning_rate=1.5, schedule="fixed", noise_mode="fixed")
-    sample = search(sg2, generated_target(sg2), config).samples[0]
+    sample = search(sg2, generated_target(sg2), config, runtime=RuntimeConfig.plain()).samples[0]
     best = min(sample.history)
     assert sample.history[-1] > best * 1.2
     assert sample.history[sample.best_step] == best and sample.best_step < 24
@@ -118,14 +119,15 @@ def test_geocross_matches_hand_computed_values():
 def test_seeds_are_repeatable_and_samples_independent(sg2):
     target = generated_target(sg2)
     config = SearchConfig(steps=8, samples=3, seed=5)
-    a = search(sg2, target, config)
-    b = search(sg2, target, config)
+    plain = RuntimeConfig.plain()
+    a = search(sg2, target, config, runtime=plain)
+    b = search(sg2, target, config, runtime=plain)
     for x, y in zip(a.samples, b.samples):
         assert torch.equal(x.image, y.image) and x.history == y.history
     assert [s.seed for s in a.samples] == [5, 6, 7]
     assert (a.samples[0].image - a.samples[1].image).abs().mean() > 1e-3
     # Sample k of a batch follows the path of a single run seeded seed + k.
-    alone = search(sg2, target, config.replace(samples=1, seed=6)).samples[0]
+    alone = search(sg2, target, config.replace(samples=1, seed=6), runtime=plain).samples[0]
     torch.testing.assert_close(alone.image, a.samples[1].image, rtol=1e-4, atol=1e-4)
 
 
@@ -208,3 +210,16 @@ def test_config_validation():
         LossWeights(l2=0, l1=0)
     with pytest.raises(ValueError, match="out of range"):
         SearchConfig(zero_noise_layers=(40,)).zeroed_layers(17)
+
+
+@pytest.mark.parametrize("name", ["sg1", "sg2"])
+def test_bfloat16_iterations_find_the_same_successes_with_float32_verdicts(request, name):
+    model = request.getfixturevalue(name)
+    config = SearchConfig(steps=60, samples=2, seed=1)
+    outcomes = {}
+    for label, runtime in {"plain": RuntimeConfig.plain(), "bf16": RuntimeConfig(torch.bfloat16)}.items():
+        found = search(model, generated_target(model), config, runtime=runtime)
+        missed = search(model, checkerboard(), config.replace(steps=10), runtime=runtime)
+        assert found.samples[0].image.dtype == torch.float32
+        outcomes[label] = [s.success for s in found.samples + missed.samples]
+    assert outcomes["bf16"] == outcomes["plain"] == [True, True, False, False]

@@ -68,11 +68,13 @@ class _Layer(nn.Module):
         self.style = EqualLinear(w_dim, 2 * out_channels, gain=1.0)
 
     def epilogue(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        x = x + self.noise_strength.view(1, -1, 1, 1) * noise
-        x = F.leaky_relu(x, 0.2)
+        """noise -> leaky ReLU -> instance norm -> style ``x * (1 + s0) + s1``, in few full-size passes."""
+        x = torch.addcmul(x, self.noise_strength.view(1, -1, 1, 1).to(x.dtype), noise.to(x.dtype))
+        x = F.leaky_relu_(x, 0.2)
+        # Instance norm's fused kernel (forward and backward), then the style as one affine map.
         x = F.instance_norm(x, eps=1e-5)
         style = self.style(w).view(w.shape[0], 2, -1, 1, 1)
-        return x * (style[:, 0] + 1.0) + style[:, 1]
+        return torch.addcmul(style[:, 1].to(x.dtype), x, (style[:, 0] + 1.0).to(x.dtype))
 
 
 class StyleGAN(StyleGenerator):
@@ -128,9 +130,10 @@ class StyleGAN(StyleGenerator):
     def apply_last_activation(self, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(x, 0.2)
 
-    def _blur(self, x: torch.Tensor) -> torch.Tensor:
+    def _blur(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """[1, 2, 1] blur, depthwise, with the layer's bias added by the same convolution."""
         kernel = self.blur_kernel.to(x.dtype).expand(x.shape[1], 1, 3, 3)
-        return F.conv2d(x, kernel, padding=1, groups=x.shape[1])
+        return F.conv2d(x, kernel, bias.to(x.dtype), padding=1, groups=x.shape[1])
 
     def _upsample_conv(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
         weight = layer.conv_weight * layer.conv_gain
@@ -144,7 +147,7 @@ class StyleGAN(StyleGenerator):
         else:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = F.conv2d(x, weight, padding=1)
-        return self._blur(x) + layer.conv_bias.view(1, -1, 1, 1)
+        return self._blur(x, layer.conv_bias)
 
     def synthesis(self, w_plus: torch.Tensor, noise: Sequence[torch.Tensor]) -> torch.Tensor:
         self._check_synthesis_inputs(w_plus, noise)

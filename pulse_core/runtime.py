@@ -1,0 +1,118 @@
+"""Runtime choices for speed, in one place, chosen from the device (issue: performance).
+
+The search is dominated by the generator's forward and backward passes at full
+resolution. What pays, measured in ``benchmarks/bench_search.py``:
+
+- glibc's allocator hands the 64 MB activations of the 1024 px layers back to the system
+  and maps them again every step; telling it to keep freed memory halves a CPU step.
+  This is a process setting, made here by the program (``configure_process``) rather than
+  left to environment variables.
+- bfloat16 autocast for the search iterations where the hardware computes it natively
+  (AVX512-BF16 or AMX on the CPU, any recent GPU). The final render and the eps verdict
+  stay in float32 (``pulse_core.search``), so no result depends on the reduced precision.
+- Threads set to the cores this process may use.
+
+``RuntimeConfig.plain()`` forces the plain float32 eager path (``--plain`` in the CLI,
+``PULSE_PLAIN=1`` for the app).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["RuntimeConfig", "choose_runtime", "configure_process", "cpu_has_native_bf16"]
+
+logger = logging.getLogger(__name__)
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters (malloc.h)
+_configured: dict | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How the search iterations run. The final render is always plain float32."""
+
+    autocast_dtype: torch.dtype | None = None  # reduced precision for forward/backward, None = float32
+    channels_last: bool = False  # NHWC activations (helps convolutions on GPUs)
+
+    @classmethod
+    def plain(cls) -> "RuntimeConfig":
+        return cls()
+
+    def describe(self) -> dict:
+        return {"autocast": str(self.autocast_dtype).removeprefix("torch.") if self.autocast_dtype else "float32",
+                "channels_last": self.channels_last}
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere bfloat16
+    is emulated and slower than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def choose_runtime(device: torch.device | str, *, plain: bool | None = None) -> RuntimeConfig:
+    """The fastest configuration known to keep the search's results for ``device``.
+    ``plain=None`` reads ``PULSE_PLAIN`` from the environment."""
+    if plain is None:
+        plain = os.environ.get("PULSE_PLAIN", "").strip().lower() in {"1", "true", "yes", "on"}
+    device = torch.device(device)
+    if plain:
+        return RuntimeConfig.plain()
+    if device.type == "cuda":
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return RuntimeConfig(torch.bfloat16 if bf16 else None, channels_last=True)
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return RuntimeConfig(torch.bfloat16, channels_last=False)
+    return RuntimeConfig.plain()
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configure_process(*, threads: int | None = None, tune_allocator: bool = True) -> dict:
+    """Process-wide settings, applied once: intra-op threads = available cores, and glibc's
+    allocator told to keep freed memory (no mmap for large blocks, no trimming) so that the
+    same large buffers are reused every step. Returns what was set."""
+    global _configured
+    if _configured is not None:
+        return _configured
+    settings: dict = {}
+    n = threads or _available_cores()
+    torch.set_num_threads(n)
+    settings["threads"] = n
+    if tune_allocator:
+        settings["allocator"] = _tune_glibc_malloc()
+    _configured = settings
+    logger.info("runtime: %s", settings)
+    return settings
+
+
+def _tune_glibc_malloc() -> str:
+    name = ctypes.util.find_library("c")
+    if not name:
+        return "unchanged (no C library found)"
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return "unchanged (not glibc)"
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    # Large blocks from the heap instead of mmap, and never trimmed back: freed activation
+    # buffers stay in the process and are reused by the next step (higher, flat peak memory).
+    ok = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    return "glibc: keep freed memory" if ok else "unchanged (mallopt refused)"
