@@ -13,7 +13,7 @@ from ..generators.base import StyleGenerator
 from ..weights import BACKBONES, WeightsFormatError, WeightsUnavailableError, load_generator
 
 __all__ = ["CliError", "add_search_arguments", "add_weights_arguments", "load_from_args", "pick_device",
-           "search_config_from_args"]
+           "runtime_from_args", "search_config_from_args"]
 
 EXIT_OK, EXIT_FAILED_EPS, EXIT_BAD_INPUT, EXIT_WEIGHTS = 0, 3, 2, 4
 
@@ -34,6 +34,9 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
                        help="local file or folder, or Hub repo id (owner/name[:filename]); default: the backbone's")
     group.add_argument("--revision", default=None, help="Hub branch, tag or commit of --weights")
     group.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    group.add_argument("--plain", action="store_true",
+                       help="force the plain float32 path (default: the fastest the device supports; "
+                            "verdicts are float32 either way)")
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +88,11 @@ def pick_device(name: str) -> torch.device:
 
 
 def load_from_args(args: argparse.Namespace) -> StyleGenerator:
-    """Load the generator named by the weights arguments, turning errors into ``CliError``."""
+    """Load the generator named by the weights arguments, turning errors into ``CliError``.
+    Also applies the process-wide runtime settings (threads, allocator) once."""
+    from ..runtime import configure_process
+
+    configure_process(tune_allocator=not getattr(args, "plain", False))
     device = pick_device(args.device)
     try:
         return load_generator(args.weights, backbone=args.backbone, revision=args.revision, device=device)
@@ -95,3 +102,10 @@ def load_from_args(args: argparse.Namespace) -> StyleGenerator:
 
 def print_error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
+
+
+def runtime_from_args(args: argparse.Namespace, generator: StyleGenerator):
+    """The runtime for the search iterations: the device's fastest, or plain with --plain."""
+    from ..runtime import choose_runtime
+
+    return choose_runtime(generator.fit_mean.device, plain=bool(getattr(args, "plain", False)))

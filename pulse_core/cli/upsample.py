@@ -14,7 +14,7 @@ from ..results import SearchResult
 from ..search import InputError, search
 from ..outputs import ResultsLog, input_entry, write_result_images
 from .common import (EXIT_BAD_INPUT, EXIT_FAILED_EPS, EXIT_OK, CliError, add_search_arguments,
-                     add_weights_arguments, load_from_args, search_config_from_args)
+                     add_weights_arguments, load_from_args, runtime_from_args, search_config_from_args)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise CliError("no input images to process")
     generator = load_from_args(args)
+    runtime = runtime_from_args(args, generator)
     log = ResultsLog(args.out / "results.json", meta={
         "config": dataclasses.asdict(config), "backbone": generator.backbone, "revision": generator.revision,
         "weights": generator.source, "device": str(generator.fit_mean.device), "align": args.align,
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             lr_image, info = _prepare(path, args, rng)
             bar, callback = _progress(config.steps, path.name)
             try:
-                result: SearchResult = search(generator, lr_image, config, callback=callback)
+                result: SearchResult = search(generator, lr_image, config, callback=callback, runtime=runtime)
             finally:
                 bar.close()
         except (ImageDecodeError, InputError, ValueError) as error:
