@@ -68,6 +68,9 @@ def downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
         raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(image.shape)}")
     if factor == 1:
         return image
+    if factor < 1 or factor & (factor - 1):
+        # The operator's taps are centred for even factors only; PULSE needs powers of two.
+        raise ValueError(f"downscaling factor must be a power of two, got {factor}")
     _, channels, height, width = image.shape
     if height % factor or width % factor:
         raise ValueError(f"image of {height}x{width} px is not divisible by factor {factor}")
