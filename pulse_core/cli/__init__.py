@@ -16,7 +16,7 @@ from .common import CliError, print_error
 __all__ = ["main"]
 
 # Each module defines register(subparsers), which sets ``func`` on its parser.
-COMMANDS = ("upsample", "convert", "card")
+COMMANDS = ("upsample", "convert", "card", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
