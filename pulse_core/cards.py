@@ -21,8 +21,8 @@ from markupsafe import Markup, escape
 
 from .weights.registry import Backbone
 
-__all__ = ["CARDS_DIR", "CardContext", "Metrics", "Rate", "card_data", "load_metrics", "parse_metrics",
-           "render_model_card", "write_model_card"]
+__all__ = ["CARDS_DIR", "CardContext", "Metrics", "NotEvaluated", "Rate", "card_data", "load_metrics",
+           "parse_metrics", "render_model_card", "write_model_card"]
 
 CARDS_DIR = Path(__file__).resolve().parent.parent / "cards"
 METRICS_SCHEMA = "pulse-metrics/1"
@@ -44,6 +44,15 @@ class Rate:
 
 
 @dataclass(frozen=True)
+class NotEvaluated:
+    """A manifest image that could not be prepared (unreadable, no face found, wrong size): never searched."""
+
+    index: int  # 0-based row of the manifest
+    path: str  # as the manifest lists it
+    error: str  # why, in a sentence
+
+
+@dataclass(frozen=True)
 class Metrics:
     """A validated ``pulse-metrics/1`` file: success rates this project measured."""
 
@@ -62,6 +71,8 @@ class Metrics:
     seconds_total: float
     seconds_per_run: float
     device: str
+    images_not_evaluated: int = 0  # manifest images left out of every rate: neither successes nor failures
+    errors: tuple[NotEvaluated, ...] = ()  # those images, where the file lists them
 
 
 def _field(obj: Mapping[str, Any], key: str, kinds: type | tuple[type, ...], where: str, minimum: int = 0) -> Any:
@@ -90,6 +101,13 @@ def _rate(obj: Mapping[str, Any], where: str) -> Rate:
     if not (0 <= low <= high <= 1 and low - RATE_TOLERANCE <= rate <= high + RATE_TOLERANCE):
         raise ValueError(f"{where}.ci95: [{low}, {high}] must lie in [0, 1] and contain the rate {rate}")
     return Rate(successes, runs, rate, (low, high))
+
+
+def _not_evaluated(item: Any, where: str) -> NotEvaluated:
+    if not isinstance(item, dict):
+        raise ValueError(f"{where}: expected an object with index, path and error, got {item!r}")
+    return NotEvaluated(_field(item, "index", int, where), _field(item, "path", str, where),
+                        _field(item, "error", str, where))
 
 
 def parse_metrics(data: Any) -> Metrics:
@@ -125,6 +143,12 @@ def parse_metrics(data: Any) -> Metrics:
         if sum(r.runs for r in groups[attribute].values()) > runs:
             raise ValueError(f"{where}: its subgroups hold more runs than the {runs} runs overall")
     timings = _field(data, "timings", dict, "metrics")
+    errors = tuple(_not_evaluated(item, f"metrics.errors[{k}]")
+                   for k, item in enumerate(_field(data, "errors", list, "metrics") if "errors" in data else []))
+    not_evaluated = (_field(data, "images_not_evaluated", int, "metrics") if "images_not_evaluated" in data
+                     else len(errors))
+    if "errors" in data and not_evaluated != len(errors):
+        raise ValueError(f"metrics.images_not_evaluated: {not_evaluated}, but metrics.errors lists {len(errors)}")
     return Metrics(
         date=day, backbone=_field(data, "backbone", str, "metrics"), revision=revision,
         input_size=_field(settings, "input_size", int, "metrics.settings", 1), runs_per_image=per_image,
@@ -134,6 +158,7 @@ def parse_metrics(data: Any) -> Metrics:
         seconds_total=float(_field(timings, "seconds_total", (int, float), "metrics.timings")),
         seconds_per_run=float(_field(timings, "seconds_per_run", (int, float), "metrics.timings")),
         device=_field(timings, "device", str, "metrics.timings"),
+        images_not_evaluated=not_evaluated, errors=errors,
     )
 
 

@@ -8,6 +8,10 @@ backbone and any CSV manifest of images with attribute columns.
 Each image gets one search with ``runs_per_image`` samples: sample k starts from seed ``seed + k`` and
 follows the path it would follow alone, so a batched search is the same as separate runs.
 
+Every attribute column of the manifest becomes a grouping (race, gender...), unless the settings name
+some (``EvaluationSettings.attributes``): FairFace's label CSVs also hold a ``service_test`` column,
+which is no group of people.
+
 ``OUT/records.jsonl`` holds a header (settings, weights, manifest, shard) and then one JSON line per
 image, appended, flushed and fsync'd as each image finishes: an interruption loses at most the image in
 flight, and opening the folder again continues there. ``OUT/metrics.json`` is computed from the records
@@ -22,8 +26,8 @@ import io
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -94,6 +98,20 @@ class Manifest:
         return {"name": self.file.name, "sha256": self.sha256, "rows": len(self.rows),
                 "image_column": self.image_column, "attributes": list(self.attributes)}
 
+    def select_attributes(self, names: Sequence[str] | None) -> tuple[str, ...] | None:
+        """The attribute columns ``names`` as ``EvaluationSettings.attributes`` records them: in the
+        CSV's order, and None when they are every attribute column (as when ``names`` is None), so that
+        both spellings of one measurement compare equal. ``ManifestError`` names the available columns."""
+        if names is None:
+            return None
+        unknown = [name for name in names if name not in self.attributes]
+        if unknown:
+            raise ManifestError(f"{self.file}: no attribute column {', '.join(map(repr, unknown))}; the attribute "
+                                f"columns are {', '.join(self.attributes) or '(none)'} (and the image column "
+                                f"{self.image_column!r})")
+        chosen = tuple(column for column in self.attributes if column in names)
+        return None if chosen == self.attributes else chosen
+
 
 def read_manifest(path: str | Path, *, image_column: str | None = None) -> Manifest:
     """Read a CSV with a header row: one image column (``image_column``, else "file" or "path")
@@ -142,6 +160,7 @@ class EvaluationSettings:
     input_size: int = 16  # side of the low-resolution inputs: x64 from 1024 px, as the paper
     prepare: PrepareMode = "align"  # align photos like FFHQ / downscale aligned crops / inputs as they are
     degradation: str | None = None  # parse_degradation spec applied while downscaling; None = bicubic only
+    attributes: tuple[str, ...] | None = None  # manifest columns that form groups; None = every attribute column
 
     def __post_init__(self) -> None:
         if not isinstance(self.search, SearchConfig):
@@ -153,6 +172,14 @@ class EvaluationSettings:
             raise ValueError(f"prepare must be one of {', '.join(PREPARE_MODES)}, got {self.prepare!r}")
         if self.degradation is not None:  # one spelling per degradation, so that settings compare equal
             object.__setattr__(self, "degradation", parse_degradation(self.degradation).spec)
+        if self.attributes is not None:
+            names = self.attributes
+            if isinstance(names, str) or not isinstance(names, (tuple, list)) or not names or any(
+                    not isinstance(n, str) or not n.strip() for n in names):
+                raise ValueError(f"attributes must be a non-empty list of column names (or None), got {names!r}")
+            if len(set(names)) != len(names):
+                raise ValueError(f"attributes name a column twice: {list(names)}")
+            object.__setattr__(self, "attributes", tuple(names))
 
     @property
     def runs_per_image(self) -> int:
@@ -161,7 +188,8 @@ class EvaluationSettings:
     def to_dict(self) -> dict:
         """The ``settings`` of records.jsonl and metrics.json."""
         return {"input_size": self.input_size, "runs_per_image": self.runs_per_image, "prepare": self.prepare,
-                "search": self.search.to_dict(), "degradation": self.degradation}
+                "search": self.search.to_dict(), "degradation": self.degradation,
+                "attributes": None if self.attributes is None else list(self.attributes)}
 
 
 def prepare_image(path: Path, settings: EvaluationSettings, *, name: str, seed: int) -> tuple[torch.Tensor, dict]:
@@ -226,6 +254,9 @@ class Evaluation:
     settings, weights or manifest differ); ``run`` searches the images still pending and returns
     the metrics it writes to OUT/metrics.json.
 
+    ``settings.attributes`` must name attribute columns of ``manifest`` (``ManifestError`` otherwise);
+    ``self.settings`` holds them as ``Manifest.select_attributes`` spells them.
+
     ``on_image(record, done, total)`` is called after each image with its record."""
 
     def __init__(self, generator: StyleGenerator, manifest: Manifest, settings: EvaluationSettings,
@@ -239,14 +270,18 @@ class Evaluation:
         except ValueError:
             raise ValueError(f"input size {settings.input_size} px cannot be reached from the generator's "
                              f"{generator.resolution} px (and the aligned {ALIGNED_SIZE} px) by halving") from None
+        # The selection is part of the settings, so that a resume or a merge with other groups is refused.
+        settings = replace(settings, attributes=manifest.select_attributes(settings.attributes))
         self.generator, self.manifest, self.settings, self.shard = generator, manifest, settings, shard
+        self.attributes = settings.attributes or manifest.attributes  # the columns that form groups
         self.out_dir = Path(out_dir)
         self.rows = tuple(row for row in manifest.rows if shard.selects(row.index))
         header = {"pulse_version": __version__, "settings": settings.to_dict(),
                   "backbone": generator.backbone, "revision": generator.revision,
                   "weights": {"source": generator.source, "sha256": weights_fingerprint(generator),
                               "gaussian_fit": _fit_identity(generator)},
-                  "manifest": manifest.describe(), "shard": str(shard)}
+                  # stats.compute_metrics groups by the header's manifest attributes
+                  "manifest": {**manifest.describe(), "attributes": list(self.attributes)}, "shard": str(shard)}
         self.log = RecordLog.open(self.out_dir, header)
         self.pending = tuple(row for row in self.rows if row.index not in self.log.records)
 
@@ -274,7 +309,8 @@ class Evaluation:
 
     def _evaluate(self, row: ManifestRow) -> dict:
         start = time.perf_counter()
-        record: dict = {"index": row.index, "path": row.path, "attributes": dict(row.attributes)}
+        record: dict = {"index": row.index, "path": row.path,
+                        "attributes": {a: row.attributes[a] for a in self.attributes}}
         config = self.settings.search
         try:
             lr_image, info = prepare_image(self.manifest.resolve(row), self.settings, name=row.path,

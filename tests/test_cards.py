@@ -300,6 +300,13 @@ def _mutate(path: tuple, value) -> dict:
      "metrics.groups.gender: its subgroups hold more runs than the 200 runs overall"),
     (("timings", "seconds_total"), float("nan"), "metrics.timings.seconds_total: out of range"),
     (("timings",), KeyError, "metrics: missing key 'timings'"),
+    (("images_not_evaluated",), -1, "metrics.images_not_evaluated: out of range"),
+    (("images_not_evaluated",), "2", "metrics.images_not_evaluated: expected int"),
+    (("errors",), {"index": 3}, "metrics.errors: expected list"),
+    (("errors",), ["a.png"], r"metrics.errors\[0\]: expected an object with index, path and error"),
+    (("errors",), [{"index": 3, "path": "a.png"}], r"metrics.errors\[0\]: missing key 'error'"),
+    (("errors",), [{"index": "3", "path": "a.png", "error": "a.png: no face"}],
+     r"metrics.errors\[0\].index: expected int"),
 ])
 def test_load_metrics_rejects_bad_files(tmp_path: Path, path: tuple, value, message: str) -> None:
     bad = tmp_path / "metrics.json"
@@ -329,3 +336,42 @@ def test_metrics_must_belong_to_the_cards_backbone() -> None:
 def test_cards_module_does_not_import_gradio() -> None:
     code = "import sys, pulse_core.cards; assert 'gradio' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(cards.__file__).resolve().parent.parent)
+
+
+NOT_EVALUATED = [{"index": 7, "path": "img/7.jpg", "error": "img/7.jpg: no face was found"},
+                 {"index": 9, "path": "img/9.jpg", "error": "img/9.jpg: not an image"}]
+
+
+def test_images_not_evaluated_are_read_and_stated() -> None:
+    assert (parse_metrics(metrics_dict()).images_not_evaluated, parse_metrics(metrics_dict()).errors) == (0, ())
+    data = metrics_dict() | {"images_not_evaluated": 2, "errors": NOT_EVALUATED}
+    metrics = parse_metrics(data)
+    assert metrics.images_not_evaluated == 2 and metrics.errors[1] == cards.NotEvaluated(9, "img/9.jpg",
+                                                                                           "img/9.jpg: not an image")
+    assert parse_metrics(metrics_dict() | {"errors": NOT_EVALUATED}).images_not_evaluated == 2
+    assert parse_metrics(metrics_dict() | {"images_not_evaluated": 3}).images_not_evaluated == 3
+    with pytest.raises(ValueError, match="metrics.images_not_evaluated: 3, but metrics.errors lists 2"):
+        parse_metrics(data | {"images_not_evaluated": 3})
+
+    for fmt in ("markdown", "html"):
+        flat = " ".join(render_model_card(context("stylegan2-ffhq", True, metrics=metrics), fmt=fmt).split())
+        quantitative = flat[flat.index("Quantitative Analyses"):flat.index("Ethical Considerations")]
+        assert "2 of the 42 images taken from fairface_sample.csv could not be prepared or evaluated" in quantitative
+        assert "They count neither as successes nor as failures" in quantitative
+        assert "every rate here is over the 40 images that were evaluated" in quantitative
+        assert "img/7.jpg" not in flat  # the count, not the file names, goes into a public card
+    for measured in (False, True):  # nothing to say when every image was evaluated, or nothing measured
+        assert "Images not evaluated" not in render_model_card(context("stylegan2-ffhq", measured))
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_caveats_name_the_alignment_models_and_their_limits(name: str, fmt: str) -> None:
+    flat = " ".join(render_model_card(context(name, measured=False), fmt=fmt).split())
+    caveats = flat[flat.index("Caveats and Recommendations"):]
+    alignment = caveats[caveats.index("Input alignment"):]
+    alignment = alignment[:alignment.index("</li>") if fmt == "html" else alignment.index(" - ")]
+    for fact in ("dlib", "roughly frontal faces only", "profiles are missed", "smaller than about 40 px",
+                 "shrunk to at most 800 px", "68-point landmark model", "face-recognition-models",
+                 "iBUG 300-W dataset, whose license excludes commercial use", "cannot be used in a commercial product"):
+        assert fact in alignment, fact

@@ -289,3 +289,65 @@ def test_metrics_need_one_evaluated_image():
               "seconds": 0.1, "device": "cpu", "finished": "2026-01-01T00:00:00+00:00"}
     with pytest.raises(RecordsError, match="no image could be evaluated: 1 of 1 failed to prepare"):
         compute_metrics(header, [record])
+
+
+def test_attributes_choose_the_grouping_columns(data, single_run, tmp_path, capsys):
+    # FairFace's label CSVs carry a service_test column: a flag, not a group of people.
+    with_flag = data["tmp"] / "faces_service.csv"
+    lines = MANIFEST.splitlines()
+    flags = ["True", "False", "True", "False", "True"]
+    with_flag.write_text("\n".join([lines[0] + ",service_test"] + [f"{line},{flag}" for line, flag in
+                                                                    zip(lines[1:], flags)]) + "\n")
+
+    def evaluate(out, *args):
+        return main(["evaluate", str(with_flag), "--weights", str(data["weights"]), *FAST, "--out", str(out), *args])
+
+    everything = tmp_path / "every-column"
+    assert evaluate(everything, "--shard", "1/2") == 0  # the default: every column but the image column
+    assert set(json.loads((everything / "metrics.json").read_text())["groups"]) == {"race", "gender", "service_test"}
+
+    out = tmp_path / "chosen"
+    assert evaluate(out, "--attributes", "gender", "race") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["groups"]) == ["race", "gender"]  # in the CSV's order
+    assert metrics["settings"]["attributes"] == ["race", "gender"]
+    assert metrics["groups"] == single_run[1]["groups"] and metrics["overall"] == single_run[1]["overall"]
+    header, records, _ = read_records(out / "records.jsonl")
+    assert header["manifest"]["attributes"] == ["race", "gender"]
+    assert all(set(record["attributes"]) == {"race", "gender"} for record in records.values())
+
+    # The choice is part of the measurement: continuing without it, or merging it with the default, is refused.
+    capsys.readouterr()
+    assert evaluate(out) == 2
+    assert "settings.attributes is ['race', 'gender'] there, None here" in capsys.readouterr().err
+    assert evaluate(out, "--attributes", "race", "gender") == 0  # the same choice continues
+    other_half = tmp_path / "chosen-2"
+    assert evaluate(other_half, "--shard", "2/2", "--attributes", "race", "gender") == 0
+    capsys.readouterr()
+    assert main(["merge", str(everything), str(other_half), "--out", str(tmp_path / "m")]) == 2
+    assert "measured different things: settings.attributes is None there, ['race', 'gender'] here" in (
+        capsys.readouterr().err)
+
+    # Unknown names fail before the weights load, naming the columns there are.
+    assert main(["evaluate", str(with_flag), "--out", str(tmp_path / "o"), "--weights", str(tmp_path / "none.pt"),
+                 "--attributes", "race", "colour"]) == 2
+    assert ("no attribute column 'colour'; the attribute columns are race, gender, service_test (and the image "
+            "column 'file')") in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_attribute_settings_are_validated_and_normalised(data):
+    manifest = read_manifest(data["manifest"])
+    assert manifest.select_attributes(None) is None
+    assert manifest.select_attributes(["gender", "race"]) is None  # every column: the default, spelt once
+    assert manifest.select_attributes(["gender"]) == ("gender",)
+    with pytest.raises(ManifestError, match="no attribute column 'file'; the attribute columns are race, gender"):
+        manifest.select_attributes(["file"])
+    assert EvaluationSettings(attributes=["race"]).attributes == ("race",)
+    assert EvaluationSettings(attributes=["race"]).to_dict()["attributes"] == ["race"]
+    assert EvaluationSettings().to_dict()["attributes"] is None
+    for bad in ([], "race", ["race", ""], ["race", 3]):
+        with pytest.raises(ValueError, match="attributes must be a non-empty list of column names"):
+            EvaluationSettings(attributes=bad)
+    with pytest.raises(ValueError, match="attributes name a column twice"):
+        EvaluationSettings(attributes=("race", "race"))

@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="success rates per subgroup over a CSV manifest of faces (the paper's bias analysis)",
         description="Searches every image of MANIFEST --runs-per-image times and writes OUT/records.jsonl (one line "
                     "per image, as it finishes) and OUT/metrics.json (success rates overall and per value of every "
-                    "attribute column, with Wilson 95% intervals), which the model card renders. Rerunning the same "
+                    "attribute column, or of those --attributes names, with Wilson 95% intervals), which the model "
+                    "card renders. Rerunning the same "
                     "command continues an interrupted evaluation. Exit status 0 when every image is done (runs that "
                     "miss eps are the measurement, not an error), 2 for bad arguments or manifest, 4 when the "
                     "weights cannot be loaded.")
@@ -47,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (records.jsonl, metrics.json)")
     parser.add_argument("--image-column", default=None, metavar="COLUMN",
                         help="column of image paths (default: 'file', else 'path')")
+    parser.add_argument("--attributes", nargs="+", default=None, metavar="COLUMN",
+                        help="the attribute columns that form groups, e.g. --attributes race gender to leave out "
+                             "FairFace's service_test column (default: every column but the image column)")
     parser.add_argument("--input-size", type=int, default=PAPER_INPUT_SIZE, metavar="PX",
                         help="side of the low-resolution inputs (%(default)s: x64 from 1024 px, the paper's)")
     parser.add_argument("--runs-per-image", type=int, dest="samples", metavar="N",
@@ -134,11 +138,12 @@ def run(args: argparse.Namespace) -> int:
     config = search_config_from_args(args)
     try:
         settings = EvaluationSettings(search=config, input_size=args.input_size, prepare=args.prepare,
-                                      degradation=args.degrade)
+                                      degradation=args.degrade, attributes=args.attributes)
     except ValueError as error:
         raise CliError(f"invalid evaluation setting: {error}") from None
     try:
         manifest = read_manifest(args.manifest, image_column=args.image_column)
+        manifest.select_attributes(settings.attributes)  # before the weights load: Evaluation selects them
     except ManifestError as error:
         raise CliError(str(error)) from None
     generator = load_from_args(args)
