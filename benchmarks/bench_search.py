@@ -30,7 +30,7 @@ def child(spec: dict) -> dict:
     from pulse_core.config import SearchConfig
     from pulse_core.gaussian_fit import compute_gaussian_fit
     from pulse_core.generators import StyleGAN, StyleGAN2, StyleGAN2Config, StyleGANConfig, randomize_
-    from pulse_core.runtime import RuntimeConfig, choose_runtime, configure_process
+    from pulse_core.runtime import RuntimeConfig, choose_runtime, configure_process, prepare_generator
     from pulse_core.search import search
 
     device = torch.device(spec["device"])
@@ -48,6 +48,7 @@ def child(spec: dict) -> dict:
     randomize_(model, generator=torch.Generator().manual_seed(0))
     model.set_gaussian_fit(compute_gaussian_fit(model, num_samples=20_000))
     model.to(device)
+    prepare_generator(model, runtime)
     target = torch.rand((3, spec["input_size"], spec["input_size"]), generator=torch.Generator().manual_seed(1))
     stamps: list[float] = []
 

@@ -40,6 +40,7 @@ from .degradations import degrade, parse_degradation
 from .downsample import downscale, downscale_factor
 from .generators.base import StyleGenerator
 from .imaging import center_crop_square, decode_image
+from .runtime import RuntimeConfig
 from .search import check_target, search
 from .stats import (
     METRICS_FILE,
@@ -260,7 +261,7 @@ class Evaluation:
     ``on_image(record, done, total)`` is called after each image with its record."""
 
     def __init__(self, generator: StyleGenerator, manifest: Manifest, settings: EvaluationSettings,
-                 out_dir: str | Path, *, shard: Shard = WHOLE) -> None:
+                 out_dir: str | Path, *, shard: Shard = WHOLE, runtime: RuntimeConfig | None = None) -> None:
         if not generator.backbone:
             raise ValueError("the generator names no backbone (load it with pulse_core.load_generator)")
         try:
@@ -273,6 +274,7 @@ class Evaluation:
         # The selection is part of the settings, so that a resume or a merge with other groups is refused.
         settings = replace(settings, attributes=manifest.select_attributes(settings.attributes))
         self.generator, self.manifest, self.settings, self.shard = generator, manifest, settings, shard
+        self.runtime = runtime  # precision of the iterations (None: the device's fastest); verdicts are float32
         self.attributes = settings.attributes or manifest.attributes  # the columns that form groups
         self.out_dir = Path(out_dir)
         self.rows = tuple(row for row in manifest.rows if shard.selects(row.index))
@@ -319,7 +321,7 @@ class Evaluation:
         except ValueError as error:  # decoding, face detection, size (InputError too): this image only
             record.update(runs=[], error=str(error))
         else:
-            result = search(self.generator, lr_image, config, callback=self._step_logger(row))
+            result = search(self.generator, lr_image, config, callback=self._step_logger(row), runtime=self.runtime)
             record.update(runs=[{"seed": s.seed, "loss": s.loss if math.isfinite(s.loss) else None,
                                  "success": s.success, "step_found": s.best_step + 1} for s in result.samples],
                           error=None, preparation=info)

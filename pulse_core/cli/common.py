@@ -90,14 +90,15 @@ def pick_device(name: str) -> torch.device:
 def load_from_args(args: argparse.Namespace) -> StyleGenerator:
     """Load the generator named by the weights arguments, turning errors into ``CliError``.
     Also applies the process-wide runtime settings (threads, allocator) once."""
-    from ..runtime import configure_process
+    from ..runtime import configure_process, prepare_generator
 
     configure_process(tune_allocator=not getattr(args, "plain", False))
     device = pick_device(args.device)
     try:
-        return load_generator(args.weights, backbone=args.backbone, revision=args.revision, device=device)
+        generator = load_generator(args.weights, backbone=args.backbone, revision=args.revision, device=device)
     except (WeightsUnavailableError, WeightsFormatError, FileNotFoundError) as error:
         raise CliError(f"cannot load the generator: {error}", EXIT_WEIGHTS) from None
+    return prepare_generator(generator, runtime_from_args(args, generator))
 
 
 def print_error(message: str) -> None:

@@ -26,6 +26,7 @@ from .common import (
     add_search_arguments,
     add_weights_arguments,
     load_from_args,
+    runtime_from_args,
     search_config_from_args,
 )
 
@@ -148,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     generator = load_from_args(args)
     try:
-        evaluation = Evaluation(generator, manifest, settings, args.out, shard=shard)
+        evaluation = Evaluation(generator, manifest, settings, args.out, shard=shard,
+                                runtime=runtime_from_args(args, generator))
     except ValueError as error:  # RecordsError: other settings recorded in OUT; an unreachable input size
         raise CliError(str(error)) from None
     with evaluation:
