@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-import torch
 
-from pulse_core.downsample import downscale
 from pulse_core.imaging import save_png
-from tests.helpers import tiny_generator, write_upstream
+from tests.helpers import checkerboard, generated_target, tiny_generator, write_upstream
 
 TARGET_SIZE = 8  # the tiny generator makes 32 px faces: x4
 TEST_ENV = {
@@ -51,15 +49,9 @@ def write_fixtures(folder: Path) -> tuple[Path, Path, Path]:
     """(checkpoint, generated target, checkerboard target) under ``folder``."""
     model = tiny_generator("stylegan2", resolution=32)
     checkpoint = write_upstream(model, "rosinality", folder / "weights")
-    rng = torch.Generator().manual_seed(123)
-    latent = torch.randn(1, model.num_ws, model.w_dim, generator=rng)
-    with torch.no_grad():
-        image = (model.synthesis(model.latent_to_w_plus(latent), model.make_noise(1, generator=rng)) + 1) / 2
     generated = folder / "generated_8.png"
-    save_png(downscale(image, model.resolution // TARGET_SIZE)[0].clamp(0, 1), generated)
-    board = torch.zeros(3, TARGET_SIZE, TARGET_SIZE)
-    board[:, ::2, ::2] = 1.0
-    board[:, 1::2, 1::2] = 1.0
+    save_png(generated_target(model, TARGET_SIZE, seed=123), generated)
+    board = checkerboard(TARGET_SIZE)
     unreachable = folder / "checkerboard_8.png"
     save_png(board, unreachable)
     return checkpoint, generated, unreachable

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from pulse_core.downsample import downscale
 from pulse_core.gaussian_fit import compute_gaussian_fit
 from pulse_core.generators import StyleGAN, StyleGAN2, StyleGAN2Config, StyleGANConfig, StyleGenerator, randomize_
 from pulse_core.weights import formats
@@ -29,6 +30,25 @@ def tiny_generator(architecture: str = "stylegan2", *, resolution: int = 32, w_d
     model.backbone = "stylegan-ffhq" if architecture == "stylegan" else "stylegan2-ffhq"
     model.source = f"tiny-random-{architecture}-{resolution}"
     return model
+
+
+def generated_target(model: StyleGenerator, size: int = 8, *, seed: int = 123,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """A target the generator can reach: DS(G(z)) for a random latent and noise, (3, size, size) in [0, 1].
+    Draws from ``generator`` when given (several targets from one stream), else from ``seed``."""
+    rng = generator if generator is not None else torch.Generator().manual_seed(seed)
+    latent = torch.randn(1, model.num_ws, model.w_dim, generator=rng)
+    with torch.no_grad():
+        image = (model.synthesis(model.latent_to_w_plus(latent), model.make_noise(1, generator=rng)) + 1) / 2
+    return downscale(image, model.resolution // size)[0].clamp(0, 1)
+
+
+def checkerboard(size: int = 8) -> torch.Tensor:
+    """An input no face generator can reach: alternating black and white pixels, (3, size, size)."""
+    board = torch.zeros(3, size, size)
+    board[:, ::2, ::2] = 1.0
+    board[:, 1::2, 1::2] = 1.0
+    return board
 
 
 _INVERSE = {

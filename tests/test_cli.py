@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from pulse_core.cli import main
-from pulse_core.downsample import downscale
 from pulse_core.imaging import save_png
-from tests.helpers import tiny_generator, write_upstream
+from tests.helpers import checkerboard, generated_target, tiny_generator, write_upstream
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--steps", "40", "--device", "cpu"]
@@ -22,16 +21,10 @@ def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
     model = tiny_generator("stylegan2", resolution=32)
     weights = write_upstream(model, "rosinality", tmp / "weights")
-    rng = torch.Generator().manual_seed(7)
-    latent = torch.randn(1, model.num_ws, model.w_dim, generator=rng)
-    with torch.no_grad():
-        image = (model.synthesis(model.latent_to_w_plus(latent), model.make_noise(1, generator=rng)) + 1) / 2
     inputs = tmp / "inputs"
     inputs.mkdir()
-    save_png(downscale(image, 4)[0].clamp(0, 1), inputs / "face.png")
-    board = torch.zeros(3, 8, 8)
-    board[:, ::2, ::2] = board[:, 1::2, 1::2] = 1.0
-    save_png(board, inputs / "board.png")
+    save_png(generated_target(model, 8, seed=7), inputs / "face.png")
+    save_png(checkerboard(8), inputs / "board.png")
     return weights, inputs
 
 

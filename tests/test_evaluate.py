@@ -30,7 +30,7 @@ from pulse_core.imaging import decode_image, save_png
 from pulse_core.stats import RecordLog, compute_metrics, read_records, wilson_interval
 from pulse_core.weights import get_backbone
 from pulse_core.weights.loading import load_converted, resolve_source, save_converted
-from tests.helpers import tiny_generator, write_upstream
+from tests.helpers import checkerboard, generated_target, tiny_generator, write_upstream
 
 # 2 runs per image; 5 steps bring the generator's own faces from ~0.04 to ~0.015, while the board
 # stays ~0.25 and the noise ~0.07: eps 0.03 separates them with a margin either side.
@@ -58,13 +58,8 @@ def data(tmp_path_factory):
     images.mkdir()
     rng = torch.Generator().manual_seed(7)
     for k in range(2):
-        latent = torch.randn(1, model.num_ws, model.w_dim, generator=rng)
-        with torch.no_grad():
-            face = (model.synthesis(model.latent_to_w_plus(latent), model.make_noise(1, generator=rng)) + 1) / 2
-        save_png(downscale(face, 4)[0].clamp(0, 1), images / f"face{k}.png")
-    board = torch.zeros(3, 8, 8)
-    board[:, ::2, ::2] = board[:, 1::2, 1::2] = 1.0
-    save_png(board, images / "board.png")
+        save_png(generated_target(model, 8, generator=rng), images / f"face{k}.png")
+    save_png(checkerboard(8), images / "board.png")
     save_png(torch.rand(3, 8, 8, generator=rng), images / "noise.png")
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     manifest = tmp / "faces.csv"

@@ -12,7 +12,7 @@ from pulse_core.losses import geocross
 from pulse_core.runtime import RuntimeConfig
 from pulse_core.schedules import lr_factor
 from pulse_core.search import InputError, resample_noise, search
-from tests.helpers import tiny_generator
+from tests.helpers import checkerboard, generated_target, tiny_generator
 
 
 @pytest.fixture(scope="module")
@@ -23,22 +23,6 @@ def sg2():
 @pytest.fixture(scope="module")
 def sg1():
     return tiny_generator("stylegan", resolution=32)
-
-
-def generated_target(model, size=8, seed=123):
-    """A target the generator can produce: DS(G(z)) for a random latent and noise."""
-    rng = torch.Generator().manual_seed(seed)
-    latent = torch.randn(1, model.num_ws, model.w_dim, generator=rng)
-    with torch.no_grad():
-        image = (model.synthesis(model.latent_to_w_plus(latent), model.make_noise(1, generator=rng)) + 1) / 2
-    return downscale(image, model.resolution // size)[0].clamp(0, 1)
-
-
-def checkerboard(size=8):
-    board = torch.zeros(3, size, size)
-    board[:, ::2, ::2] = 1.0
-    board[:, 1::2, 1::2] = 1.0
-    return board
 
 
 @pytest.mark.parametrize("name", ["sg1", "sg2"])

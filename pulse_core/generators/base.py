@@ -11,13 +11,39 @@ mapping's last activation. ``phi`` differs between architectures (see the subcla
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-__all__ = ["GaussianFit", "StyleGenerator"]
+__all__ = ["GaussianFit", "GeneratorShape", "StyleGenerator"]
+
+
+@dataclass(frozen=True)
+class GeneratorShape:
+    """What a StyleGAN checkpoint's keys and shapes determine; the subclasses name the rule
+    that upstream code uses for the channels."""
+
+    resolution: int  # output side in pixels, a power of two >= 4
+    w_dim: int  # size of z, w and of every W+ row
+    mapping_layers: int  # dense layers of the mapping network
+    channels: tuple[int, ...]  # feature maps per resolution level, 4x4 first
+
+    def __post_init__(self) -> None:
+        log2 = int(math.log2(self.resolution)) if self.resolution > 0 else 0
+        if self.resolution < 4 or 2**log2 != self.resolution:
+            raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}")
+        if len(self.channels) != log2 - 1:
+            raise ValueError(f"expected {log2 - 1} channel counts for {self.resolution} px, got {len(self.channels)}")
+        if self.w_dim < 1 or self.mapping_layers < 1 or min(self.channels) < 1:
+            raise ValueError("w_dim, mapping_layers and channels must be positive")
+
+    @staticmethod
+    def levels(resolution: int) -> int:
+        """Resolution levels from 4x4 up to ``resolution``."""
+        return int(math.log2(resolution)) - 1
 
 
 @dataclass(frozen=True)

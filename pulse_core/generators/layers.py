@@ -42,9 +42,11 @@ def separable_kernel(taps: list[float], *, scale: float = 1.0) -> torch.Tensor:
     return k / k.sum() * scale
 
 
-def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, *, up: int = 1, pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, *, up: int = 1, pad: tuple[int, int] = (0, 0),
+              bias: torch.Tensor | None = None) -> torch.Tensor:
     """Zero-insertion upsampling by ``up``, padding by ``pad`` (before, after) on both axes,
-    then a depthwise FIR filter with ``kernel`` (K, K). x: (B, C, H, W)."""
+    then a depthwise FIR filter with ``kernel`` (K, K), plus an optional per-channel ``bias``
+    added by the same convolution. x: (B, C, H, W)."""
     batch, channels, height, width = x.shape
     if up > 1:
         x = x.reshape(batch, channels, height, 1, width, 1)
@@ -54,4 +56,4 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, *, up: int = 1, pad: tuple[
     # conv2d is a correlation; the FIR filter is a convolution, hence the flip.
     weight = torch.flip(kernel, (0, 1)).to(dtype=x.dtype, device=x.device)
     weight = weight.view(1, 1, *kernel.shape).expand(channels, 1, *kernel.shape)
-    return F.conv2d(x, weight, groups=channels)
+    return F.conv2d(x, weight, None if bias is None else bias.to(x.dtype), groups=channels)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import StyleGenerator
+from .base import GeneratorShape, StyleGenerator
 from .layers import EqualLinear, pixel_norm, separable_kernel
 
 __all__ = ["StyleGANConfig", "StyleGAN"]
@@ -29,28 +29,14 @@ _FUSED_UPSAMPLE_FROM = 128  # output side from which the original fuses upsample
 
 
 @dataclass(frozen=True)
-class StyleGANConfig:
+class StyleGANConfig(GeneratorShape):
     """Shape of a StyleGAN v1 generator (FFHQ-1024: 1024, 512, 8, (512,)*5 + (256, 128, 64, 32, 16))."""
-
-    resolution: int  # output side in pixels, a power of two >= 4
-    w_dim: int  # size of z, w and of every W+ row
-    mapping_layers: int  # dense layers of the mapping network
-    channels: tuple[int, ...]  # feature maps per resolution level, 4x4 first
-
-    def __post_init__(self) -> None:
-        log2 = int(math.log2(self.resolution)) if self.resolution > 0 else 0
-        if self.resolution < 4 or 2**log2 != self.resolution:
-            raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}")
-        if len(self.channels) != log2 - 1:
-            raise ValueError(f"expected {log2 - 1} channel counts for {self.resolution} px, got {len(self.channels)}")
-        if self.w_dim < 1 or self.mapping_layers < 1 or min(self.channels) < 1:
-            raise ValueError("w_dim, mapping_layers and channels must be positive")
 
     @classmethod
     def from_fmaps(cls, resolution: int, w_dim: int = 512, mapping_layers: int = 8, fmap_base: int = 8192,
                    fmap_max: int = 512) -> "StyleGANConfig":
         """The upstream channel rule: ``min(2 * fmap_base // res, fmap_max)`` at side ``res``."""
-        levels = int(math.log2(resolution)) - 1
+        levels = cls.levels(resolution)
         channels = tuple(min(2 * fmap_base // 2 ** (b + 2), fmap_max) for b in range(levels))
         return cls(resolution, w_dim, mapping_layers, channels)
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import StyleGenerator
+from .base import GeneratorShape, StyleGenerator
 from .layers import EqualLinear, pixel_norm, separable_kernel, upfirdn2d
 
 __all__ = ["StyleGAN2Config", "StyleGAN2"]
@@ -28,36 +28,23 @@ _BLUR_TAPS = [1.0, 3.0, 3.0, 1.0]
 
 
 @dataclass(frozen=True)
-class StyleGAN2Config:
+class StyleGAN2Config(GeneratorShape):
     """Shape of a StyleGAN2 generator (FFHQ config-f: 1024, 512, 8, (512,)*5 + (256, 128, 64, 32))."""
-
-    resolution: int  # output side in pixels, a power of two >= 4
-    w_dim: int  # size of z, w and of every W+ row
-    mapping_layers: int  # dense layers of the mapping network
-    channels: tuple[int, ...]  # feature maps per resolution level, 4x4 first
-
-    def __post_init__(self) -> None:
-        log2 = int(math.log2(self.resolution)) if self.resolution > 0 else 0
-        if self.resolution < 4 or 2**log2 != self.resolution:
-            raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}")
-        if len(self.channels) != log2 - 1:
-            raise ValueError(f"expected {log2 - 1} channel counts for {self.resolution} px, got {len(self.channels)}")
-        if self.w_dim < 1 or self.mapping_layers < 1 or min(self.channels) < 1:
-            raise ValueError("w_dim, mapping_layers and channels must be positive")
 
     @classmethod
     def from_channel_base(cls, resolution: int, w_dim: int = 512, mapping_layers: int = 8,
                           channel_base: int = 32768, channel_max: int = 512) -> "StyleGAN2Config":
         """The channel rule ``min(channel_base // res, channel_max)`` at side ``res``."""
-        levels = int(math.log2(resolution)) - 1
+        levels = cls.levels(resolution)
         channels = tuple(min(channel_base // 2 ** (b + 2), channel_max) for b in range(levels))
         return cls(resolution, w_dim, mapping_layers, channels)
 
 
 class _ModulatedConv(nn.Module):
     """Modulated convolution. The style scales the input channels and demodulation the
-    output channels, which equals modulating the weight per sample (the paper's form)
-    while running one ordinary convolution for the whole batch."""
+    output channels, which equals modulating the weight per sample (the paper's form) while
+    the weight itself never needs a gradient: the backward pass then computes only the
+    input gradient, not a full-resolution weight gradient per sample."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, w_dim: int, *,
                  demodulate: bool, upsample: bool = False) -> None:
@@ -69,20 +56,24 @@ class _ModulatedConv(nn.Module):
         self.upsample = upsample
         self.padding = kernel_size // 2
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, blur_kernel: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, blur_kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the convolution of the modulated input, (B, out, H', W'), and the per-sample
+        output scale, (B, out, 1, 1): demodulation, or ones. The caller applies the scale, fused
+        with whatever follows."""
         style = self.style(w)  # (B, in)
         weight = self.weight * self.gain
-        x = x * style.view(*style.shape, 1, 1)
+        x = x * style.view(*style.shape, 1, 1).to(x.dtype)
         if self.upsample:
-            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+            x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
             x = upfirdn2d(x, blur_kernel, pad=(1, 1))
         else:
-            x = F.conv2d(x, weight, padding=self.padding)
+            x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
         if self.demodulate:
             # sum over (in, kh, kw) of (weight * style)^2 = style^2 @ sum_k weight^2
-            demod = torch.rsqrt(style.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8)  # (B, out)
-            x = x * demod.view(*demod.shape, 1, 1)
-        return x
+            scale = torch.rsqrt(style.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8)  # (B, out)
+        else:
+            scale = style.new_ones(style.shape[0], weight.shape[0])
+        return x, scale.view(*scale.shape, 1, 1)
 
 
 class _StyledConv(nn.Module):
@@ -93,8 +84,12 @@ class _StyledConv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor, blur_kernel: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x, w, blur_kernel) + self.noise_strength * noise
-        return F.leaky_relu(x + self.bias.view(1, -1, 1, 1), 0.2) * _SQRT2
+        # leaky_relu(conv * demod + s * noise + b) * sqrt(2) == leaky_relu(sqrt(2) * (...)) since leaky
+        # ReLU is positively homogeneous: three full-size passes (scale + bias, noise, activation).
+        x, scale = self.conv(x, w, blur_kernel)
+        x = torch.addcmul((self.bias * _SQRT2).view(1, -1, 1, 1).to(x.dtype), x, (scale * _SQRT2).to(x.dtype))
+        x = torch.addcmul(x, noise.to(x.dtype), (self.noise_strength * _SQRT2).to(x.dtype))
+        return F.leaky_relu_(x, 0.2)
 
 
 class _ToRGB(nn.Module):
@@ -104,7 +99,8 @@ class _ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(3))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, blur_kernel: torch.Tensor) -> torch.Tensor:
-        return self.conv(x, w, blur_kernel) + self.bias.view(1, -1, 1, 1)
+        x, _ = self.conv(x, w, blur_kernel)
+        return x + self.bias.view(1, -1, 1, 1).to(x.dtype)
 
 
 class StyleGAN2(StyleGenerator):

@@ -4,7 +4,6 @@ generator with its Gaussian fit, recording exactly which weights ran."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass
