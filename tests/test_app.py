@@ -180,7 +180,8 @@ def test_upsample_finds_a_face_the_generator_can_make(served, client):
 
 
 def test_progress_and_previews_stream_while_searching(served, client):
-    job = client.submit(image=handle_file(str(served.generated)), steps=120, samples=2, api_name="/upsample")
+    # Enough steps that polling the job sees the progress bar at least once, even on a fast machine.
+    job = client.submit(image=handle_file(str(served.generated)), steps=400, samples=2, api_name="/upsample")
     bars = []
     while not job.done():
         progress = job.status().progress_data
@@ -188,12 +189,12 @@ def test_progress_and_previews_stream_while_searching(served, client):
             bars.append((progress[0].index, progress[0].length, progress[0].unit))
         time.sleep(0.01)
     job.result()
-    assert bars and all(length == 120 and unit == "steps" for _, length, unit in bars)  # gr.Progress, per step
+    assert bars and all(length == 400 and unit == "steps" for _, length, unit in bars)  # gr.Progress, per step
     streamed = job.outputs()[:-1]  # every update the search yielded before its result
     previews = [out[0] for out in streamed if isinstance(out[0], list) and out[0]]
     assert len(previews) >= 2, "preview images were not streamed"
     assert all(len(p) == 2 and "at step" in p[0]["caption"] for p in previews)
-    steps = [int(re.match(r"Searching: step (\d+) of 120", out[3]).group(1))
+    steps = [int(re.match(r"Searching: step (\d+) of 400", out[3]).group(1))
              for out in streamed if isinstance(out[3], str) and out[3].startswith("Searching: step")]
     assert len(set(steps)) >= 2 and steps == sorted(steps)  # the status moves with the search
 
