@@ -135,3 +135,36 @@ def test_module_entry_point_runs(setup, tmp_path):
                                           "HOME": str(tmp_path)}, timeout=120)
     assert proc.returncode == 3, proc.stderr
     assert "board.png" in proc.stderr and "5/5" in proc.stderr  # the progress bar reached the end
+
+
+def test_convert_push_to_hub_uploads_the_converted_folder(setup, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    weights, _ = setup
+    calls = []
+
+    class RecordingApi:
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", repo_id, kwargs))
+
+        def upload_folder(self, *, repo_id, folder_path, commit_message):
+            calls.append(("upload_folder", repo_id, sorted(p.name for p in Path(folder_path).iterdir())))
+            return "https://hub.example/commit/abc"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    out = tmp_path / "converted"
+    code = run_cli(["convert", str(weights), "--out", str(out), "--fit-samples", "4096", "--push-to-hub",
+                    "me/pulse-sg2", "--private"], monkeypatch, tmp_path)
+    assert code == 0
+    assert calls == [("create_repo", "me/pulse-sg2", {"exist_ok": True, "private": True}),
+                     ("upload_folder", "me/pulse-sg2",
+                      ["README.md", "config.json", "gaussian_fit.safetensors", "model.safetensors"])]
+
+
+def test_unavailable_cuda_falls_back_to_the_cpu(monkeypatch, caplog):
+    from pulse_core.cli.common import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto").type == "cpu"
+    assert pick_device("cuda").type == "cpu"
+    assert "CUDA is not available here; running on the CPU" in caplog.text
