@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..cards import CardContext, write_model_card
 from ..gaussian_fit import DEFAULT_FIT_SAMPLES, compute_gaussian_fit
-from ..weights import BACKBONES, WeightsFormatError, WeightsUnavailableError, get_backbone
+from ..weights import WeightsFormatError, WeightsUnavailableError, get_backbone
+from ..weights.registry import backbone_for_architecture
 from ..weights.formats import build_generator
 from ..weights.loading import load_converted, resolve_source, save_converted
 from .common import EXIT_OK, EXIT_WEIGHTS, CliError
@@ -37,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
         converted = load_converted(resolved)
     except (WeightsUnavailableError, WeightsFormatError, FileNotFoundError) as error:
         raise CliError(f"cannot convert {args.source}: {error}", EXIT_WEIGHTS) from None
-    entry = get_backbone(args.backbone) if args.backbone else next(
-        b for b in BACKBONES.values() if b.architecture == converted.architecture)
+    entry = get_backbone(args.backbone) if args.backbone else backbone_for_architecture(converted.architecture)
     if entry.architecture != converted.architecture:
         raise CliError(f"{args.source} holds a {converted.architecture} checkpoint, not {entry.name}", EXIT_WEIGHTS)
     model = build_generator(converted)

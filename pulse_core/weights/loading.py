@@ -17,7 +17,7 @@ from ..generators.base import GaussianFit, StyleGenerator
 from . import hub
 from .formats import ARCHITECTURE_NAMES, ConvertedWeights, WeightsFormatError, build_generator, own_config_json
 from .reading import convert_files, read_safetensors
-from .registry import BACKBONES, Backbone, get_backbone
+from .registry import Backbone, backbone_for_architecture, get_backbone
 
 __all__ = ["ResolvedSource", "load_generator", "load_converted", "resolve_source", "save_converted", "fit_cache_dir"]
 
@@ -168,7 +168,7 @@ def _backbone_for(architecture: str, requested: Backbone | None, description: st
                 f"{requested.name!r} is {ARCHITECTURE_NAMES[requested.architecture]}; pick the matching backbone"
             )
         return requested
-    return next(b for b in BACKBONES.values() if b.architecture == architecture)
+    return backbone_for_architecture(architecture)
 
 
 def load_generator(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..config import SearchConfig
 
-__all__ = ["Backbone", "BACKBONES", "DEFAULT_BACKBONE", "get_backbone"]
+__all__ = ["Backbone", "BACKBONES", "DEFAULT_BACKBONE", "backbone_for_architecture", "get_backbone"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,11 @@ def get_backbone(name: str | None) -> Backbone:
         return BACKBONES[key]
     except KeyError:
         raise KeyError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}") from None
+
+
+def backbone_for_architecture(architecture: str) -> Backbone:
+    """The registry entry of an architecture ("stylegan" or "stylegan2"), for weights that name none."""
+    for backbone in BACKBONES.values():
+        if backbone.architecture == architecture:
+            return backbone
+    raise KeyError(f"no backbone of architecture {architecture!r}")
