@@ -24,7 +24,7 @@ from .downsample import downscale, downscale_factor
 from .generators.base import StyleGenerator
 from .losses import downscale_l1, downscale_mse, geocross
 from .results import SampleResult, SearchResult, StepInfo
-from .runtime import RuntimeConfig, choose_runtime
+from .runtime import RuntimeConfig, choose_runtime, synthesis_for
 from .schedules import lr_factor
 from .sphere import SphericalOptimizer, project_to_sphere
 
@@ -140,6 +140,7 @@ def search(
     runtime = runtime if runtime is not None else choose_runtime(device)
     autocast = torch.autocast(device.type, dtype=runtime.autocast_dtype or torch.float32,
                               enabled=runtime.autocast_dtype is not None)
+    synthesize = synthesis_for(generator, runtime)
     target, factor = check_target(lr_image, generator.resolution)
     target = target.to(device)
     tiled = config.tile_latent
@@ -165,7 +166,7 @@ def search(
         rows = latent.expand(-1, generator.num_ws, -1) if tiled else latent
         w_plus = generator.latent_to_w_plus(rows)
         with autocast:
-            raw = generator.synthesis(w_plus, noise)
+            raw = synthesize(w_plus, noise)
         image = (raw.float() + 1.0) / 2.0
         total, mse = _objective(config, downscale(image, factor), target, w_plus, tiled)
         history.append(mse.cpu())

@@ -207,3 +207,15 @@ def test_bfloat16_iterations_find_the_same_successes_with_float32_verdicts(reque
         assert found.samples[0].image.dtype == torch.float32
         outcomes[label] = [s.success for s in found.samples + missed.samples]
     assert outcomes["bf16"] == outcomes["plain"] == [True, True, False, False]
+
+
+def test_compiled_iterations_find_the_same_successes(sg2):
+    config = SearchConfig(steps=60, samples=2, seed=1)
+    compiled = RuntimeConfig(compile=True)
+    found = search(sg2, generated_target(sg2), config, runtime=compiled)
+    missed = search(sg2, checkerboard(), config.replace(steps=5), runtime=compiled)
+    plain = search(sg2, generated_target(sg2), config, runtime=RuntimeConfig.plain())
+    assert [s.success for s in found.samples + missed.samples] == [True, True, False, False]
+    for a, b in zip(found.samples, plain.samples):  # compiled float32 follows the eager path
+        assert a.loss == pytest.approx(b.loss, rel=1e-2)
+    assert found.to_dict()["timings"]["compile"] is True

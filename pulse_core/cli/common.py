@@ -37,6 +37,9 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--plain", action="store_true",
                        help="force the plain float32 path (default: the fastest the device supports; "
                             "verdicts are float32 either way)")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the generator for the search: about a minute to compile, then "
+                            "about a third less time per step; pays off over a few hundred steps")
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,4 +112,5 @@ def runtime_from_args(args: argparse.Namespace, generator: StyleGenerator):
     """The runtime for the search iterations: the device's fastest, or plain with --plain."""
     from ..runtime import choose_runtime
 
-    return choose_runtime(generator.fit_mean.device, plain=bool(getattr(args, "plain", False)))
+    return choose_runtime(generator.fit_mean.device, plain=bool(getattr(args, "plain", False)),
+                          compile=bool(getattr(args, "compile", False)))
