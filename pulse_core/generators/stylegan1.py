@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import GeneratorShape, StyleGenerator
-from .layers import EqualLinear, pixel_norm, separable_kernel
+from .layers import EqualLinear, pixel_norm, pointwise_conv, separable_kernel
 
 __all__ = ["StyleGANConfig", "StyleGAN"]
 
@@ -57,10 +57,13 @@ class _Layer(nn.Module):
         """noise -> leaky ReLU -> instance norm -> style ``x * (1 + s0) + s1``, in few full-size passes."""
         x = torch.addcmul(x, self.noise_strength.view(1, -1, 1, 1).to(x.dtype), noise.to(x.dtype))
         x = F.leaky_relu_(x, 0.2)
-        # Instance norm's fused kernel (forward and backward), then the style as one affine map.
-        x = F.instance_norm(x, eps=1e-5)
-        style = self.style(w).view(w.shape[0], 2, -1, 1, 1)
-        return torch.addcmul(style[:, 1].to(x.dtype), x, (style[:, 0] + 1.0).to(x.dtype))
+        # Instance norm and the style in one fused kernel: normalising (B, C, H, W) per channel is
+        # normalising (1, B * C, H, W) per channel, whose per-channel affine is the style.
+        batch, channels, height, width = x.shape
+        style = self.style(w).view(batch, 2, channels).float()  # float32 affine even for bf16 activations
+        x = F.instance_norm(x.reshape(1, batch * channels, height, width), weight=(style[:, 0] + 1.0).reshape(-1),
+                            bias=style[:, 1].reshape(-1), eps=1e-5)
+        return x.view(batch, channels, height, width)
 
 
 class StyleGAN(StyleGenerator):
@@ -146,4 +149,4 @@ class StyleGAN(StyleGenerator):
             else:
                 x = self._upsample_conv(layer, x)
             x = layer.epilogue(x, w_plus[:, i], noise[i])
-        return F.conv2d(x, self.to_rgb_weight * self.to_rgb_gain, self.to_rgb_bias)
+        return pointwise_conv(x, self.to_rgb_weight * self.to_rgb_gain, self.to_rgb_bias)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import GeneratorShape, StyleGenerator
-from .layers import EqualLinear, pixel_norm, separable_kernel, upfirdn2d
+from .layers import EqualLinear, pixel_norm, pointwise_conv, separable_kernel, upfirdn2d
 
 __all__ = ["StyleGAN2Config", "StyleGAN2"]
 
@@ -66,6 +66,8 @@ class _ModulatedConv(nn.Module):
         if self.upsample:
             x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
             x = upfirdn2d(x, blur_kernel, pad=(1, 1))
+        elif weight.shape[-1] == 1:
+            x = pointwise_conv(x, weight)
         else:
             x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
         if self.demodulate:
