@@ -168,3 +168,16 @@ def test_unavailable_cuda_falls_back_to_the_cpu(monkeypatch, caplog):
     assert pick_device("auto").type == "cpu"
     assert pick_device("cuda").type == "cpu"
     assert "CUDA is not available here; running on the CPU" in caplog.text
+
+
+def test_degrade_is_applied_recorded_and_validated(setup, tmp_path, monkeypatch, capsys):
+    weights, inputs = setup
+    out = tmp_path / "out"
+    run_cli(["upsample", str(inputs / "face.png"), "--out", str(out), "--weights", str(weights), "--steps", "3",
+             "--degrade", "gaussian:25"], monkeypatch, tmp_path)
+    entry = json.loads((out / "results.json").read_text())["inputs"][0]
+    assert entry["preparation"]["degradation"] == {"kind": "gaussian", "std": 25.0, "length": None, "angle": None,
+                                                   "density": None}
+    assert run_cli(["upsample", str(inputs / "face.png"), "--out", str(out), "--weights", str(weights),
+                    "--degrade", "sparkles:3"], monkeypatch, tmp_path) == 2
+    assert "--degrade: " in capsys.readouterr().err

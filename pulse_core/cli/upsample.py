@@ -57,7 +57,7 @@ def collect_inputs(paths: list[str]) -> tuple[list[Path], list[str]]:
     return files, missing
 
 
-def _prepare(path: Path, args: argparse.Namespace, rng: torch.Generator) -> tuple[torch.Tensor, dict]:
+def _prepare(path: Path, args: argparse.Namespace, degradation, rng: torch.Generator) -> tuple[torch.Tensor, dict]:
     """Decode (and align, degrade) one input; raises ImageDecodeError / ValueError with a sentence."""
     image = decode_image(path, name=str(path))
     info: dict = {"source_size": list(image.shape[1:])}
@@ -68,10 +68,9 @@ def _prepare(path: Path, args: argparse.Namespace, rng: torch.Generator) -> tupl
         prepared = prepare_input(image, size=args.align, face_index=args.face - 1, name=str(path))
         image, aligned = prepared.lr_image, prepared.aligned
         info["method"] = prepared.method
-    if args.degrade:
-        from ..degradations import degrade, parse_degradation
+    if degradation is not None:
+        from ..degradations import degrade
 
-        degradation = parse_degradation(args.degrade)
         if aligned is not None:
             image = degrade(aligned, degradation, generator=rng, factor=aligned.shape[-1] // args.align)
         else:
@@ -96,11 +95,12 @@ def _progress(total: int, desc: str):
 
 def run(args: argparse.Namespace) -> int:
     config = search_config_from_args(args)
+    degradation = None
     if args.degrade:
         from ..degradations import parse_degradation
 
         try:
-            parse_degradation(args.degrade)
+            degradation = parse_degradation(args.degrade)
         except ValueError as error:
             raise CliError(f"--degrade: {error}") from None
     files, missing = collect_inputs(args.inputs)
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     for path in files:
         rng = torch.Generator().manual_seed(config.seed)
         try:
-            lr_image, info = _prepare(path, args, rng)
+            lr_image, info = _prepare(path, args, degradation, rng)
             bar, callback = _progress(config.steps, path.name)
             try:
                 result: SearchResult = search(generator, lr_image, config, callback=callback, runtime=runtime)

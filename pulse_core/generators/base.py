@@ -76,17 +76,19 @@ class StyleGenerator(nn.Module, abc.ABC):
         self.backbone: str | None = None
 
     # -- properties the search relies on -------------------------------------------------
+    config: GeneratorShape  # set by the subclass before anything reads the properties below
+
     @property
-    @abc.abstractmethod
-    def w_dim(self) -> int: ...
+    def w_dim(self) -> int:
+        return self.config.w_dim
 
     @property
     @abc.abstractmethod
     def num_ws(self) -> int: ...
 
     @property
-    @abc.abstractmethod
-    def resolution(self) -> int: ...
+    def resolution(self) -> int:
+        return self.config.resolution
 
     @property
     @abc.abstractmethod

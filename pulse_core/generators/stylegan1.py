@@ -91,16 +91,8 @@ class StyleGAN(StyleGenerator):
         self.register_buffer("blur_kernel", separable_kernel([1, 2, 1])[None, None], persistent=False)
 
     @property
-    def w_dim(self) -> int:
-        return self.config.w_dim
-
-    @property
     def num_ws(self) -> int:
         return len(self.layers)
-
-    @property
-    def resolution(self) -> int:
-        return self.config.resolution
 
     @property
     def noise_shapes(self) -> list[tuple[int, int]]:

@@ -128,16 +128,8 @@ class StyleGAN2(StyleGenerator):
         self.register_buffer("blur_kernel", separable_kernel(_BLUR_TAPS, scale=4.0), persistent=False)
 
     @property
-    def w_dim(self) -> int:
-        return self.config.w_dim
-
-    @property
     def num_ws(self) -> int:
         return 2 * len(self.config.channels)
-
-    @property
-    def resolution(self) -> int:
-        return self.config.resolution
 
     @property
     def noise_shapes(self) -> list[tuple[int, int]]:

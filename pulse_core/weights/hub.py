@@ -89,12 +89,13 @@ def _verify_blob(path: Path) -> None:
         )
 
 
-def download(repo_id: str, filename: str, revision: str | None = None) -> HubFile:
+def download(repo_id: str, filename: str, revision: str | None = None, *, reachable: bool | None = None) -> HubFile:
     """Fetch ``filename`` from ``repo_id`` (or take it from the cache).
 
     Raises ``FileNotFoundError`` when the repo has no such file (so callers can try
     another name) and ``WeightsUnavailableError`` for every other failure, with a
-    message saying what to do.
+    message saying what to do. ``reachable`` passes on the answer of an earlier
+    ``hub_reachable`` call, so that fetching several files probes the Hub once.
     """
     # Imported here: huggingface_hub reads HF_* variables at import, and the loader is
     # often configured (tests, the app) after pulse_core is imported.
@@ -108,7 +109,9 @@ def download(repo_id: str, filename: str, revision: str | None = None) -> HubFil
         "or set HF_ENDPOINT to a reachable mirror"
     )
     offline = _offline_mode()
-    reachable = not offline and hub_reachable(endpoint)
+    if reachable is None:
+        reachable = hub_reachable(endpoint)
+    reachable = reachable and not offline
     try:
         path = huggingface_hub.hf_hub_download(
             repo_id, filename, revision=revision, endpoint=endpoint, cache_dir=str(hub_cache_dir()),

@@ -86,9 +86,10 @@ def _resolve_hub(text: str, revision: str | None) -> ResolvedSource:
     repo_id, _, filename = text.partition(":")
     names = [filename] if filename else list(HUB_CANDIDATES)
     unreachable: hub.HubUnreachableError | None = None
+    reachable = hub.hub_reachable(os.environ.get("HF_ENDPOINT") or None)  # once for all candidate files
     for name in names:
         try:
-            fetched = hub.download(repo_id, name, revision)
+            fetched = hub.download(repo_id, name, revision, reachable=reachable)
         except (FileNotFoundError, hub.HubUnreachableError) as error:
             if filename:
                 raise
@@ -98,7 +99,8 @@ def _resolve_hub(text: str, revision: str | None) -> ResolvedSource:
             continue
         companion = None
         if name.endswith("synthesis.pt"):
-            companion = hub.download(repo_id, name[: -len("synthesis.pt")] + "mapping.pt", fetched.commit or revision).path
+            companion = hub.download(repo_id, name[: -len("synthesis.pt")] + "mapping.pt", fetched.commit or revision,
+                                     reachable=reachable).path
         key = f"{repo_id}@{fetched.commit or revision or 'main'}:{name}"
         return ResolvedSource(fetched.path, companion, f"{repo_id}:{name}", fetched.commit,
                               "hub-" + hashlib.sha256(key.encode()).hexdigest())
