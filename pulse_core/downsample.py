@@ -58,11 +58,33 @@ def downscale_factor(high: int, low: int) -> int:
     return factor
 
 
+@functools.lru_cache(maxsize=32)
+def _matrix_cpu(size: int, factor: int) -> torch.Tensor:
+    """The operator along one axis as a (size // factor, size) float32 matrix: row ``o`` holds
+    the taps of output pixel ``o``, with reflect padding folded in (a tap that falls outside
+    the image lands on its mirror pixel, as ``F.pad(..., mode="reflect")`` would put it)."""
+    kernel = _kernel_cpu(factor).double()
+    taps = kernel.numel()
+    pad_before = (taps - factor) // 2
+    outputs = size // factor
+    source = torch.arange(outputs)[:, None] * factor + torch.arange(taps)[None, :] - pad_before
+    source = source.abs()  # reflect below 0 (pixel 0 is not repeated)
+    source = torch.where(source >= size, 2 * (size - 1) - source, source)  # reflect past the end
+    matrix = torch.zeros(outputs, size, dtype=torch.float64)
+    matrix.scatter_add_(1, source, kernel.expand(outputs, taps))
+    return matrix.to(torch.float32)
+
+
 def downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
     """Downscale ``image`` (B, C, H, W), any value range, by an integer ``factor``.
 
     Returns a tensor of shape (B, C, H // factor, W // factor) with the dtype and device of
     the input. ``factor == 1`` returns the input unchanged. Differentiable.
+
+    Computed as ``rows @ image @ cols.T`` with the 1-D operator (reflect padding included)
+    written as a matrix: the same numbers as padding and two strided depthwise convolutions,
+    but as two matrix products; the strided 128-tap convolution at 1024 px took 70 ms forward
+    and 20 ms backward per search step on the project's CPU, the products take a few ms.
     """
     if image.ndim != 4:
         raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(image.shape)}")
@@ -71,18 +93,14 @@ def downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
     if factor < 1 or factor & (factor - 1):
         # The operator's taps are centred for even factors only; PULSE needs powers of two.
         raise ValueError(f"downscaling factor must be a power of two, got {factor}")
-    _, channels, height, width = image.shape
+    batch, channels, height, width = image.shape
     if height % factor or width % factor:
         raise ValueError(f"image of {height}x{width} px is not divisible by factor {factor}")
-    kernel = bicubic_kernel(factor, device=image.device, dtype=image.dtype)
-    taps = kernel.numel()
-    pad_before = (taps - factor) // 2
-    pad_after = taps - factor - pad_before
+    pad_before = (4 * factor - factor) // 2
     if pad_before >= min(height, width):
         raise ValueError(f"image of {height}x{width} px is too small to downscale by {factor}")
-    vertical = kernel.view(1, 1, taps, 1).expand(channels, 1, taps, 1)
-    horizontal = kernel.view(1, 1, 1, taps).expand(channels, 1, 1, taps)
-    out = F.pad(image, (0, 0, pad_before, pad_after), mode="reflect")
-    out = F.conv2d(out, vertical, stride=(factor, 1), groups=channels)
-    out = F.pad(out, (pad_before, pad_after, 0, 0), mode="reflect")
-    return F.conv2d(out, horizontal, stride=(1, factor), groups=channels)
+    rows = _matrix_cpu(height, factor).to(device=image.device, dtype=image.dtype)
+    cols = _matrix_cpu(width, factor).to(device=image.device, dtype=image.dtype)
+    # Columns first: one (B*C*H, W) @ (W, w) product reads the image once, in its own layout.
+    out = torch.matmul(image, cols.T)  # (B, C, H, w)
+    return torch.matmul(rows, out)  # (B, C, h, w)
