@@ -40,6 +40,19 @@ def test_golden_mapping_synthesis_and_fit(golden, loader):
 
 
 @pytest.mark.parametrize("loader", [load_v1, load_v2], ids=["stylegan", "stylegan2"])
+def test_golden_synthesis_in_channels_last_layout(golden, loader):
+    """The NHWC path (chosen on CPUs with AMX) computes the same images: as a batch, and one
+    sample at a time (StyleGAN2 then folds the style into the weights)."""
+    model, ref = loader(golden)
+    model.to(memory_format=torch.channels_last)
+    noise = [ref[f"noise_{i}"] for i in range(model.num_noise)]
+    with torch.no_grad():
+        assert_close(model.synthesis(ref["w_plus"], noise), ref["image"])
+        for k in range(2):
+            assert_close(model.synthesis(ref["w_plus"][k:k + 1], [n[k:k + 1] for n in noise]), ref["image"][k:k + 1])
+
+
+@pytest.mark.parametrize("loader", [load_v1, load_v2], ids=["stylegan", "stylegan2"])
 def test_forward_transform_inverts_the_fit_space(golden, loader):
     model, ref = loader(golden)
     w = model.mapping(ref["z"])

@@ -1,6 +1,7 @@
 """The PULSE search on tiny random generators: success, failure, best iterate, sphere,
 schedules, geocross, seeds, callbacks, noise modes and input checks."""
 
+import copy
 import math
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 from pulse_core import LossWeights, SearchConfig
 from pulse_core.downsample import downscale
 from pulse_core.losses import geocross
-from pulse_core.runtime import RuntimeConfig
+from pulse_core.runtime import RuntimeConfig, prepare_generator
 from pulse_core.schedules import lr_factor
 from pulse_core.search import InputError, resample_noise, search
 from tests.helpers import checkerboard, generated_target, tiny_generator
@@ -201,12 +202,16 @@ def test_bfloat16_iterations_find_the_same_successes_with_float32_verdicts(reque
     model = request.getfixturevalue(name)
     config = SearchConfig(steps=60, samples=2, seed=1)
     outcomes = {}
-    for label, runtime in {"plain": RuntimeConfig.plain(), "bf16": RuntimeConfig(torch.bfloat16)}.items():
-        found = search(model, generated_target(model), config, runtime=runtime)
-        missed = search(model, checkerboard(), config.replace(steps=10), runtime=runtime)
+    nhwc = prepare_generator(copy.deepcopy(model), RuntimeConfig(torch.bfloat16, channels_last=True))
+    runtimes = {"plain": (model, RuntimeConfig.plain()), "bf16": (model, RuntimeConfig(torch.bfloat16)),
+                "bf16-nhwc": (nhwc, RuntimeConfig(torch.bfloat16, channels_last=True))}
+    for label, (generator, runtime) in runtimes.items():
+        found = search(generator, generated_target(model), config, runtime=runtime)
+        alone = search(generator, generated_target(model), config.replace(samples=1), runtime=runtime)
+        missed = search(generator, checkerboard(), config.replace(steps=10), runtime=runtime)
         assert found.samples[0].image.dtype == torch.float32
-        outcomes[label] = [s.success for s in found.samples + missed.samples]
-    assert outcomes["bf16"] == outcomes["plain"] == [True, True, False, False]
+        outcomes[label] = [s.success for s in found.samples + alone.samples + missed.samples]
+    assert outcomes["bf16"] == outcomes["bf16-nhwc"] == outcomes["plain"] == [True, True, True, False, False]
 
 
 def test_compiled_iterations_find_the_same_successes(sg2):

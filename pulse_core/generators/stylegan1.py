@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import GeneratorShape, StyleGenerator
-from .layers import EqualLinear, pixel_norm, pointwise_conv, separable_kernel
+from .layers import (EqualLinear, add_channel_scaled, depthwise_kernel, pixel_norm, pointwise_conv,
+                     separable_kernel, styled_instance_norm)
 
 __all__ = ["StyleGANConfig", "StyleGAN"]
 
@@ -55,15 +56,11 @@ class _Layer(nn.Module):
 
     def epilogue(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """noise -> leaky ReLU -> instance norm -> style ``x * (1 + s0) + s1``, in few full-size passes."""
-        x = torch.addcmul(x, self.noise_strength.view(1, -1, 1, 1).to(x.dtype), noise.to(x.dtype))
-        x = F.leaky_relu_(x, 0.2)
-        # Instance norm and the style in one fused kernel: normalising (B, C, H, W) per channel is
-        # normalising (1, B * C, H, W) per channel, whose per-channel affine is the style.
-        batch, channels, height, width = x.shape
-        style = self.style(w).view(batch, 2, channels).float()  # float32 affine even for bf16 activations
-        x = F.instance_norm(x.reshape(1, batch * channels, height, width), weight=(style[:, 0] + 1.0).reshape(-1),
-                            bias=style[:, 1].reshape(-1), eps=1e-5)
-        return x.view(batch, channels, height, width)
+        # Not in place: in NHWC x is a view, and autograd turns an in-place op on a view into
+        # a zero-filled copy of the whole base tensor in the backward pass.
+        x = F.leaky_relu(add_channel_scaled(x, noise, self.noise_strength), 0.2)
+        style = self.style(w).view(w.shape[0], 2, -1).float()  # float32 affine even for bf16 activations
+        return styled_instance_norm(x, style[:, 0] + 1.0, style[:, 1])
 
 
 class StyleGAN(StyleGenerator):
@@ -113,7 +110,7 @@ class StyleGAN(StyleGenerator):
 
     def _blur(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """[1, 2, 1] blur, depthwise, with the layer's bias added by the same convolution."""
-        kernel = self.blur_kernel.to(x.dtype).expand(x.shape[1], 1, 3, 3)
+        kernel = depthwise_kernel(self.blur_kernel, x.shape[1], x.dtype)
         return F.conv2d(x, kernel, bias.to(x.dtype), padding=1, groups=x.shape[1])
 
     def _upsample_conv(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import GeneratorShape, StyleGenerator
-from .layers import EqualLinear, pixel_norm, pointwise_conv, separable_kernel, upfirdn2d
+from .layers import (EqualLinear, add_channel_scaled, is_channels_last, pixel_norm, pointwise_conv,
+                     separable_kernel, upfirdn2d)
 
 __all__ = ["StyleGAN2Config", "StyleGAN2"]
 
@@ -56,12 +57,19 @@ class _ModulatedConv(nn.Module):
         self.upsample = upsample
         self.padding = kernel_size // 2
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, blur_kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns the convolution of the modulated input, (B, out, H', W'), and the per-sample
-        output scale, (B, out, 1, 1): demodulation, or ones. The caller applies the scale, fused
-        with whatever follows."""
+    def forward(self, x: torch.Tensor, w: torch.Tensor, blur_kernel: torch.Tensor, *, gain: float = 1.0,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``gain * demodulate(conv(x, weight * style)) + bias``: x (B, in, H, W) to (B, out, H', W')."""
         style = self.style(w)  # (B, in)
         weight = self.weight * self.gain
+        if self.demodulate:
+            # sum over (in, kh, kw) of (weight * style)^2 = style^2 @ sum_k weight^2
+            scale = torch.rsqrt(style.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8) * gain  # (B, out)
+        else:
+            scale = style.new_full((style.shape[0], weight.shape[0]), gain)
+        bias = None if bias is None else bias.to(x.dtype)
+        if x.shape[0] == 1 and is_channels_last(x) and weight.shape[-1] > 1:
+            return self._modulated_weight(x, weight * style.view(1, -1, 1, 1) * scale.view(-1, 1, 1, 1), blur_kernel, bias)
         x = x * style.view(*style.shape, 1, 1).to(x.dtype)
         if self.upsample:
             x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
@@ -70,12 +78,20 @@ class _ModulatedConv(nn.Module):
             x = pointwise_conv(x, weight)
         else:
             x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
-        if self.demodulate:
-            # sum over (in, kh, kw) of (weight * style)^2 = style^2 @ sum_k weight^2
-            scale = torch.rsqrt(style.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8)  # (B, out)
-        else:
-            scale = style.new_ones(style.shape[0], weight.shape[0])
-        return x, scale.view(*scale.shape, 1, 1)
+        scale = scale.view(*scale.shape, 1, 1).to(x.dtype)
+        return x * scale if bias is None else torch.addcmul(bias.view(1, -1, 1, 1), x, scale)
+
+    def _modulated_weight(self, x: torch.Tensor, weight: torch.Tensor, blur_kernel: torch.Tensor,
+                          bias: torch.Tensor | None) -> torch.Tensor:
+        """One sample in NHWC: the paper's form, style and demodulation folded into the weight.
+        With AMX the weight gradient this costs is cheaper than the two full-size passes (and
+        their backward) of modulating the activations; elsewhere, and for batches, the
+        activations are modulated."""
+        weight = weight.to(x.dtype).contiguous(memory_format=torch.channels_last)
+        if self.upsample:
+            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+            return upfirdn2d(x, blur_kernel, pad=(1, 1), bias=bias)
+        return F.conv2d(x, weight, bias, padding=self.padding)
 
 
 class _StyledConv(nn.Module):
@@ -87,11 +103,11 @@ class _StyledConv(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor, blur_kernel: torch.Tensor) -> torch.Tensor:
         # leaky_relu(conv * demod + s * noise + b) * sqrt(2) == leaky_relu(sqrt(2) * (...)) since leaky
-        # ReLU is positively homogeneous: three full-size passes (scale + bias, noise, activation).
-        x, scale = self.conv(x, w, blur_kernel)
-        x = torch.addcmul((self.bias * _SQRT2).view(1, -1, 1, 1).to(x.dtype), x, (scale * _SQRT2).to(x.dtype))
-        x = torch.addcmul(x, noise.to(x.dtype), (self.noise_strength * _SQRT2).to(x.dtype))
-        return F.leaky_relu_(x, 0.2)
+        # ReLU is positively homogeneous: the gain and bias go with the convolution, then noise and
+        # the activation (not in place: in NHWC the noise sum is a view, see add_channel_scaled).
+        x = self.conv(x, w, blur_kernel, gain=_SQRT2, bias=self.bias * _SQRT2)
+        strength = (self.noise_strength * _SQRT2).expand(x.shape[1])
+        return F.leaky_relu(add_channel_scaled(x, noise, strength), 0.2)
 
 
 class _ToRGB(nn.Module):
@@ -101,8 +117,7 @@ class _ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(3))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, blur_kernel: torch.Tensor) -> torch.Tensor:
-        x, _ = self.conv(x, w, blur_kernel)
-        return x + self.bias.view(1, -1, 1, 1).to(x.dtype)
+        return self.conv(x, w, blur_kernel, bias=self.bias)
 
 
 class StyleGAN2(StyleGenerator):

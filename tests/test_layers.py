@@ -1,0 +1,63 @@
+"""The generators' building blocks give the same values and gradients in NCHW and NHWC."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pulse_core.generators.layers import (add_channel_scaled, depthwise_kernel, is_channels_last, pointwise_conv,
+                                          separable_kernel, styled_instance_norm, upfirdn2d)
+
+
+def both_layouts(batch: int, channels: int = 8, size: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(seed))
+    return x, x.contiguous(memory_format=torch.channels_last)
+
+
+def value_and_grad(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.detach().clone(memory_format=torch.preserve_format).requires_grad_(True)
+    out = fn(x)
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(7))
+    (out * weights).sum().backward()
+    return out.detach(), x.grad
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("op", ["noise", "norm", "rgb", "blur", "upfirdn"])
+def test_same_values_and_gradients_in_both_layouts(batch, op):
+    rng = torch.Generator().manual_seed(batch)
+    noise = torch.randn(batch, 1, 16, 16, generator=rng)
+    strength = torch.randn(8, generator=rng)
+    scale, shift = torch.rand(batch, 8, generator=rng) + 0.5, torch.randn(batch, 8, generator=rng)
+    weight, bias = torch.randn(3, 8, 1, 1, generator=rng), torch.randn(3, generator=rng)
+    blur = separable_kernel([1, 2, 1])
+    fns = {
+        "noise": lambda x: add_channel_scaled(x, noise, strength),
+        "norm": lambda x: styled_instance_norm(x, scale, shift),
+        "rgb": lambda x: pointwise_conv(x, weight, bias),
+        "blur": lambda x: F.conv2d(x, depthwise_kernel(blur, 8, x.dtype), None, padding=1, groups=8),
+        "upfirdn": lambda x: upfirdn2d(x, separable_kernel([1, 3, 3, 1], scale=4.0), up=2, pad=(2, 1)),
+    }
+    nchw, nhwc = both_layouts(batch)
+    out_a, grad_a = value_and_grad(fns[op], nchw)
+    out_b, grad_b = value_and_grad(fns[op], nhwc)
+    torch.testing.assert_close(out_b, out_a, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad_b, grad_a, rtol=1e-5, atol=1e-5)
+
+
+def test_styled_instance_norm_normalises_each_sample_and_channel():
+    _, x = both_layouts(2, seed=3)
+    scale, shift = torch.tensor([[2.0] * 8, [0.5] * 8]), torch.tensor([[1.0] * 8, [-3.0] * 8])
+    out = styled_instance_norm(x * 5 + 2, scale, shift)
+    mean, std = out.mean(dim=(2, 3)), out.std(dim=(2, 3), unbiased=False)
+    torch.testing.assert_close(mean, shift, rtol=0, atol=1e-4)
+    torch.testing.assert_close(std, scale, rtol=1e-3, atol=1e-3)
+
+
+def test_noise_is_added_per_channel_and_layouts_are_kept():
+    nchw, nhwc = both_layouts(1)
+    noise = torch.ones(1, 1, 16, 16)
+    strength = torch.arange(8.0)
+    out = add_channel_scaled(nhwc, noise, strength)
+    torch.testing.assert_close(out - nhwc, strength.view(1, 8, 1, 1).expand(1, 8, 16, 16))
+    assert is_channels_last(out) and is_channels_last(styled_instance_norm(out, torch.ones(1, 8), torch.zeros(1, 8)))
+    assert not is_channels_last(add_channel_scaled(nchw, noise, strength))
