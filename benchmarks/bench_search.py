@@ -70,8 +70,28 @@ def child(spec: dict) -> dict:
                 peak_mb = int(line.split()[1]) / 1024
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    return {**spec, "seconds_per_step": statistics.median(per_step), "steps_timed": len(per_step),
+    gmac = step_gmac(model, spec["batch"]) if spec["mode"] == "plain" else None  # after the peak was read
+    return {**spec, "seconds_per_step": statistics.median(per_step), "steps_timed": len(per_step), "gmac": gmac,
             "peak_mb": peak_mb, "total_seconds": total, "first_step_seconds": first_step, "runtime": runtime.describe(), "settings": settings}
+
+
+def step_gmac(model, batch: int) -> float:
+    """Multiply-accumulates (GMAC) of one search step: synthesis forward + backward to the
+    latent (the weights are frozen), counted by torch's FLOP counter at the real shapes."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.requires_grad_(False)
+    latent = torch.zeros(batch, model.num_ws, model.w_dim, requires_grad=True)
+    noise = model.make_noise(batch, generator=torch.Generator().manual_seed(0))
+    with FlopCounterMode(display=False) as counter:
+        model.synthesis(model.latent_to_w_plus(latent), noise).sum().backward()
+    return counter.get_total_flops() / 2e9
+
+
+# The performance issue's CPU target: 0.4 s per StyleGAN v1 step (64.5 GMAC at batch 1);
+# other backbones scale it by their GMAC per step.
+TARGET_SECONDS, TARGET_GMAC = 0.4, 64.5
 
 
 def run_child(spec: dict) -> dict:
@@ -108,6 +128,10 @@ def main() -> None:
                 results["compiled"] = run_child({**spec, "mode": "compiled"})
             if args.compare_plain:
                 results["plain"] = run_child({**spec, "mode": "plain"})
+            if "plain" in results:
+                gmac = results["plain"]["gmac"] / batch
+                print(f"{backbone:<10} {batch:>5} target   {TARGET_SECONDS * gmac / TARGET_GMAC:>8.3f} s/step/sample "
+                      f"({gmac:.1f} GMAC per sample-step; 0.4 s x GMAC / {TARGET_GMAC})", flush=True)
             for mode, r in results.items():
                 ratio = ""
                 if mode != "plain" and "plain" in results:
