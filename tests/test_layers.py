@@ -22,7 +22,7 @@ def value_and_grad(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("batch", [1, 3])
-@pytest.mark.parametrize("op", ["noise", "norm", "rgb", "blur", "upfirdn"])
+@pytest.mark.parametrize("op", ["noise", "norm", "rgb", "rgb-per-sample", "blur", "upfirdn", "upfirdn-same"])
 def test_same_values_and_gradients_in_both_layouts(batch, op):
     rng = torch.Generator().manual_seed(batch)
     noise = torch.randn(batch, 1, 16, 16, generator=rng)
@@ -34,8 +34,11 @@ def test_same_values_and_gradients_in_both_layouts(batch, op):
         "noise": lambda x: add_channel_scaled(x, noise, strength),
         "norm": lambda x: styled_instance_norm(x, scale, shift),
         "rgb": lambda x: pointwise_conv(x, weight, bias),
+        "rgb-per-sample": lambda x: pointwise_conv(x, weight.view(1, 3, 8) * torch.arange(1.0, batch + 1).view(-1, 1, 1),
+                                                   bias),
         "blur": lambda x: F.conv2d(x, depthwise_kernel(blur, 8, x.dtype), None, padding=1, groups=8),
         "upfirdn": lambda x: upfirdn2d(x, separable_kernel([1, 3, 3, 1], scale=4.0), up=2, pad=(2, 1)),
+        "upfirdn-same": lambda x: upfirdn2d(x, separable_kernel([1, 3, 3, 1]), pad=(1, 1), bias=strength),
     }
     nchw, nhwc = both_layouts(batch)
     out_a, grad_a = value_and_grad(fns[op], nchw)
@@ -61,3 +64,18 @@ def test_noise_is_added_per_channel_and_layouts_are_kept():
     torch.testing.assert_close(out - nhwc, strength.view(1, 8, 1, 1).expand(1, 8, 16, 16))
     assert is_channels_last(out) and is_channels_last(styled_instance_norm(out, torch.ones(1, 8), torch.zeros(1, 8)))
     assert not is_channels_last(add_channel_scaled(nchw, noise, strength))
+
+
+def test_per_sample_pointwise_weights_match_separate_calls():
+    _, x = both_layouts(3, seed=5)
+    weights = torch.randn(3, 4, 8, generator=torch.Generator().manual_seed(6))
+    out = pointwise_conv(x, weights)
+    for k in range(3):
+        torch.testing.assert_close(out[k:k + 1], pointwise_conv(x[k:k + 1], weights[k].view(4, 8, 1, 1)))
+
+
+def test_symmetric_padding_equals_explicit_zero_padding():
+    x = torch.randn(2, 4, 9, 9, generator=torch.Generator().manual_seed(8))
+    kernel = separable_kernel([1, 3, 3, 1])
+    explicit = F.conv2d(F.pad(x, (1, 1, 1, 1)), torch.flip(kernel, (0, 1)).expand(4, 1, 4, 4), groups=4)
+    torch.testing.assert_close(upfirdn2d(x, kernel, pad=(1, 1)), explicit)

@@ -53,10 +53,14 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, *, up: int = 1, pad: tuple[
         x = x.reshape(batch, channels, height, 1, width, 1)
         x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
         x = x.reshape(batch, channels, height * up, width * up)
-    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    # Symmetric zero padding is the convolution's own (no padded copy of the largest tensors).
+    same = pad[0] == pad[1]
+    if not same:
+        x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
     # conv2d is a correlation; the FIR filter is a convolution, hence the flip.
     weight = depthwise_kernel(torch.flip(kernel, (0, 1)).to(x.device), channels, x.dtype)
-    return F.conv2d(x, weight, None if bias is None else bias.to(x.dtype), groups=channels)
+    return F.conv2d(x, weight, None if bias is None else bias.to(x.dtype), padding=pad[0] if same else 0,
+                    groups=channels)
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
@@ -117,16 +121,21 @@ def styled_instance_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tens
 
 
 def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """A 1x1 convolution, x (B, C, H, W) with weight (O, C, 1, 1), as one matrix product
-    (in either layout; the output keeps it).
+    """A 1x1 convolution as one matrix product, in either layout (the output keeps it).
+    x (B, C, H, W); weight (O, C, 1, 1), or (B, O, C) for a weight per sample; bias (O,).
     oneDNN's 1x1 convolution to 3 output channels (to_rgb at 1024 px) took 33 ms forward and
     18 ms backward on the project's CPU; as a matrix product the whole bf16 StyleGAN v1 step
     went from 0.69 s to 0.63 s."""
     batch, channels, height, width = x.shape
-    w = weight.reshape(weight.shape[0], channels).to(x.dtype)
+    per_sample = weight.ndim == 3
+    w = (weight if per_sample else weight.reshape(1, weight.shape[0], channels)).to(x.dtype)  # (1 or B, O, C)
+    b = None if bias is None else bias.to(x.dtype)
     if is_channels_last(x):
-        # F.linear, not matmul: its backward (a K=3 product) took 5 ms instead of 12 at 1024 px.
-        return _from_rows(F.linear(_as_rows(x), w, None if bias is None else bias.to(x.dtype)), height, width)
-    else:
-        out = torch.matmul(w, x.reshape(batch, channels, -1)).reshape(batch, -1, height, width)
-    return out if bias is None else out + bias.view(1, -1, 1, 1).to(out.dtype)
+        rows = _as_rows(x)  # (B, HW, C)
+        if w.shape[0] == 1:
+            # F.linear, not matmul: its backward (a K=3 product) took 5 ms instead of 12 at 1024 px.
+            return _from_rows(F.linear(rows, w[0], b), height, width)
+        out = torch.bmm(rows, w.transpose(1, 2))
+        return _from_rows(out if b is None else out + b, height, width)
+    out = torch.matmul(w, x.reshape(batch, channels, -1)).reshape(batch, -1, height, width)
+    return out if b is None else out + b.view(1, -1, 1, 1)

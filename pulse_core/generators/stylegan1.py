@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import GeneratorShape, StyleGenerator
+from .derived import derived
 from .layers import (EqualLinear, add_channel_scaled, depthwise_kernel, pixel_norm, pointwise_conv,
                      separable_kernel, styled_instance_norm)
 
@@ -40,6 +41,12 @@ class StyleGANConfig(GeneratorShape):
         levels = cls.levels(resolution)
         channels = tuple(min(2 * fmap_base // 2 ** (b + 2), fmap_max) for b in range(levels))
         return cls(resolution, w_dim, mapping_layers, channels)
+
+
+def _layout(param: torch.Tensor) -> torch.memory_format:
+    """The memory format the parameter was laid out in (``prepare_generator``)."""
+    nhwc = param.ndim == 4 and not param.is_contiguous() and param.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if nhwc else torch.contiguous_format
 
 
 class _Layer(nn.Module):
@@ -113,18 +120,25 @@ class StyleGAN(StyleGenerator):
         kernel = depthwise_kernel(self.blur_kernel, x.shape[1], x.dtype)
         return F.conv2d(x, kernel, bias.to(x.dtype), padding=1, groups=x.shape[1])
 
+    def _conv_weight(self, layer: _Layer, dtype: torch.dtype, fused: bool = False) -> torch.Tensor:
+        """The layer's 3x3 weight times its gain in ``dtype``; ``fused``: the 4x4 weight of the
+        fused upsampling (a stride-2 transposed conv with the 3x3 kernel summed over its four
+        1-pixel shifts, equal to nearest upsampling followed by the 3x3 conv up to border
+        handling; kept as the original computes it). Made once (``derived``)."""
+        def make(param: torch.Tensor) -> torch.Tensor:
+            weight = param * layer.conv_gain
+            if fused:
+                w = F.pad(weight.transpose(0, 1), (1, 1, 1, 1))
+                weight = w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]
+            return weight.to(dtype).contiguous(memory_format=_layout(param))
+        return derived(layer.conv_weight, ("stylegan1-conv", fused, dtype), make)
+
     def _upsample_conv(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
-        weight = layer.conv_weight * layer.conv_gain
         if x.shape[-1] * 2 >= _FUSED_UPSAMPLE_FROM:
-            # Fused: a stride-2 transposed conv with the 3x3 kernel summed over its four
-            # 1-pixel shifts (4x4), equal to nearest upsampling followed by the 3x3 conv
-            # up to border handling; kept as the original computes it.
-            w = F.pad(weight.transpose(0, 1), (1, 1, 1, 1))
-            w = w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]
-            x = F.conv_transpose2d(x, w, stride=2, padding=1)
+            x = F.conv_transpose2d(x, self._conv_weight(layer, x.dtype, fused=True), stride=2, padding=1)
         else:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = F.conv2d(x, weight, padding=1)
+            x = F.conv2d(x, self._conv_weight(layer, x.dtype), padding=1)
         return self._blur(x, layer.conv_bias)
 
     def synthesis(self, w_plus: torch.Tensor, noise: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -134,7 +148,7 @@ class StyleGAN(StyleGenerator):
             if i == 0:
                 pass
             elif i % 2 == 1:
-                x = F.conv2d(x, layer.conv_weight * layer.conv_gain, layer.conv_bias, padding=1)
+                x = F.conv2d(x, self._conv_weight(layer, x.dtype), layer.conv_bias.to(x.dtype), padding=1)
             else:
                 x = self._upsample_conv(layer, x)
             x = layer.epilogue(x, w_plus[:, i], noise[i])

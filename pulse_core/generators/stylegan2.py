@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import GeneratorShape, StyleGenerator
+from .derived import derived
 from .layers import (EqualLinear, add_channel_scaled, is_channels_last, pixel_norm, pointwise_conv,
                      separable_kernel, upfirdn2d)
 
@@ -42,10 +43,14 @@ class StyleGAN2Config(GeneratorShape):
 
 
 class _ModulatedConv(nn.Module):
-    """Modulated convolution. The style scales the input channels and demodulation the
-    output channels, which equals modulating the weight per sample (the paper's form) while
-    the weight itself never needs a gradient: the backward pass then computes only the
-    input gradient, not a full-resolution weight gradient per sample."""
+    """Modulated convolution with optional demodulation (StyleGAN2, eq. 1-3).
+
+    Two equal forms: scaling the input channels by the style and the output channels by the
+    demodulation (the weight then needs no gradient), or modulating the weight per sample
+    (the paper's form; the backward pass then computes a weight gradient). Each tensor is
+    modulated where it is the smaller one: the activations of the 4-64 px levels; the
+    weights of one NHWC sample from 32-128 px up (with AMX the weight gradient is cheaper
+    than the full-size passes of modulating activations) and of every 1x1 ``to_rgb``."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, w_dim: int, *,
                  demodulate: bool, upsample: bool = False) -> None:
@@ -57,36 +62,46 @@ class _ModulatedConv(nn.Module):
         self.upsample = upsample
         self.padding = kernel_size // 2
 
+    def _scaled(self, recipe: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Frozen-weight derivatives, made once (``derived``): the weight times its gain
+        ("weight"), as the transposed convolution takes it ("transposed"), or the sum of its
+        squares over the kernel taps, (in, out) ("squares")."""
+        def make(param: torch.Tensor) -> torch.Tensor:
+            weight = param * self.gain
+            if recipe == "squares":
+                return weight.pow(2).sum(dim=(2, 3)).t().contiguous()
+            return (weight.transpose(0, 1) if recipe == "transposed" else weight).to(dtype)
+        return derived(self.weight, ("stylegan2", recipe, dtype), make)
+
     def forward(self, x: torch.Tensor, w: torch.Tensor, blur_kernel: torch.Tensor, *, gain: float = 1.0,
                 bias: torch.Tensor | None = None) -> torch.Tensor:
         """``gain * demodulate(conv(x, weight * style)) + bias``: x (B, in, H, W) to (B, out, H', W')."""
         style = self.style(w)  # (B, in)
-        weight = self.weight * self.gain
+        out_channels, _, kernel, _ = self.weight.shape
         if self.demodulate:
             # sum over (in, kh, kw) of (weight * style)^2 = style^2 @ sum_k weight^2
-            scale = torch.rsqrt(style.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8) * gain  # (B, out)
+            scale = torch.rsqrt(style.pow(2) @ self._scaled("squares") + 1e-8) * gain  # (B, out)
         else:
-            scale = style.new_full((style.shape[0], weight.shape[0]), gain)
+            scale = style.new_full((style.shape[0], out_channels), gain)
         bias = None if bias is None else bias.to(x.dtype)
-        if x.shape[0] == 1 and is_channels_last(x) and weight.shape[-1] > 1:
-            return self._modulated_weight(x, weight * style.view(1, -1, 1, 1) * scale.view(-1, 1, 1, 1), blur_kernel, bias)
+        if kernel == 1:
+            weight = self._scaled("weight").view(1, out_channels, -1) * style[:, None, :] * scale[:, :, None]
+            return pointwise_conv(x, weight, bias)  # (B, out, in) per sample
+        if x.shape[0] == 1 and is_channels_last(x) and x[0].numel() >= self.weight.numel():
+            weight = self._scaled("weight") * style.view(1, -1, 1, 1) * scale.view(-1, 1, 1, 1)
+            return self._modulated_weight(x, weight, blur_kernel, bias)
         x = x * style.view(*style.shape, 1, 1).to(x.dtype)
         if self.upsample:
-            x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
+            x = F.conv_transpose2d(x, self._scaled("transposed", x.dtype), stride=2)
             x = upfirdn2d(x, blur_kernel, pad=(1, 1))
-        elif weight.shape[-1] == 1:
-            x = pointwise_conv(x, weight)
         else:
-            x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+            x = F.conv2d(x, self._scaled("weight", x.dtype), padding=self.padding)
         scale = scale.view(*scale.shape, 1, 1).to(x.dtype)
         return x * scale if bias is None else torch.addcmul(bias.view(1, -1, 1, 1), x, scale)
 
     def _modulated_weight(self, x: torch.Tensor, weight: torch.Tensor, blur_kernel: torch.Tensor,
                           bias: torch.Tensor | None) -> torch.Tensor:
-        """One sample in NHWC: the paper's form, style and demodulation folded into the weight.
-        With AMX the weight gradient this costs is cheaper than the two full-size passes (and
-        their backward) of modulating the activations; elsewhere, and for batches, the
-        activations are modulated."""
+        """One NHWC sample: the style and demodulation are in ``weight`` (out, in, k, k)."""
         weight = weight.to(x.dtype).contiguous(memory_format=torch.channels_last)
         if self.upsample:
             x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
