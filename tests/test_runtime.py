@@ -9,9 +9,9 @@ from tests.helpers import tiny_generator
 
 def test_cpu_choices_follow_the_instruction_set(monkeypatch):
     monkeypatch.delenv("PULSE_PLAIN", raising=False)
-    cases = {(True, True): RuntimeConfig(torch.bfloat16, channels_last=True),  # AMX: NHWC bf16
-             (True, False): RuntimeConfig(torch.bfloat16, channels_last=False),  # AVX512-BF16 only
-             (False, False): RuntimeConfig()}  # no native bf16: plain float32
+    cases = {(True, True): RuntimeConfig(torch.bfloat16, channels_last=True, micro_batch=1),  # AMX: NHWC bf16
+             (True, False): RuntimeConfig(torch.bfloat16, channels_last=False, micro_batch=1),  # AVX512-BF16 only
+             (False, False): RuntimeConfig(micro_batch=1)}  # no native bf16: float32
     for (bf16, amx), expected in cases.items():
         monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: bf16)
         monkeypatch.setattr(runtime, "cpu_has_amx", lambda: amx)
@@ -31,3 +31,10 @@ def test_prepare_generator_lays_out_weights_without_changing_images():
         after = model.synthesis(w_plus, noise)
     assert model.const.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_micro_batch_must_be_positive():
+    import pytest
+
+    with pytest.raises(ValueError, match="micro_batch"):
+        RuntimeConfig(micro_batch=0)
