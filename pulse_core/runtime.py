@@ -15,9 +15,11 @@ resolution. What pays, measured in ``benchmarks/bench_search.py``:
   at 1024 px on 2 cores: 0.50 s NCHW, 0.31 s NHWC). The generators keep every full-size
   element-wise pass in the activation's own layout (``generators.layers``).
 - Threads set to the cores this process may use.
-- Optionally (``--compile``), torch.compile of the synthesis: a minute of compilation on 2
-  cores, then a third less time per step; the CLI offers it, the app does not (a demo cannot
-  make its first visitor wait a minute).
+- On CPUs, one sample at a time (``micro_batch=1``): the same per-sample cost as a batch, at
+  the memory of one sample (8 StyleGAN2 samples at once needed 17 GB).
+- Optionally (``--compile``), torch.compile of the synthesis: about 50 s of compilation on 2
+  cores; then a fifth to a third less time per step without AMX (NCHW), but 5-10% more with
+  AMX (NHWC); the CLI offers it, the app does not (a demo cannot make its first visitor wait).
 
 ``RuntimeConfig.plain()`` forces the plain float32 eager path (``--plain`` in the CLI,
 ``PULSE_PLAIN=1`` for the app).
@@ -89,8 +91,7 @@ def cpu_has_amx() -> bool:
 def choose_runtime(device: torch.device | str, *, plain: bool | None = None, compile: bool = False) -> RuntimeConfig:
     """The fastest configuration known to keep the search's results for ``device``.
     ``plain=None`` reads ``PULSE_PLAIN`` from the environment. ``compile`` adds torch.compile
-    (about 64 s to compile StyleGAN v1 at 1024 px on 2 cores, then 0.41 s instead of 0.65 s
-    for synthesis forward + backward): worth it for long CLI runs, not for a demo."""
+    (see the module docstring: it pays only on CPUs without AMX, and only over long runs)."""
     if plain is None:
         plain = os.environ.get("PULSE_PLAIN", "").strip().lower() in {"1", "true", "yes", "on"}
     device = torch.device(device)
@@ -120,7 +121,9 @@ def synthesis_for(generator: torch.nn.Module, runtime: RuntimeConfig):
     if not runtime.compile:
         return generator.synthesis
     if generator not in _compiled:
-        _compiled[generator] = torch.compile(generator.synthesis)
+        # dynamic=False: shapes never change within a search, and inductor failed on the dynamic
+        # graph dynamo made for StyleGAN2 when a second call took another branch ("1 < s23").
+        _compiled[generator] = torch.compile(generator.synthesis, dynamic=False)
     return _compiled[generator]
 
 

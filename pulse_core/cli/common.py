@@ -38,8 +38,9 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
                        help="force the plain float32 path (default: the fastest the device supports; "
                             "verdicts are float32 either way)")
     group.add_argument("--compile", action="store_true",
-                       help="torch.compile the generator for the search: about a minute to compile, then "
-                            "about a third less time per step; pays off over a few hundred steps")
+                       help="torch.compile the generator for the search: about a minute to compile; then a "
+                            "fifth to a third less time per step on CPUs without AMX, but slower than the default "
+                            "on CPUs with AMX (measured: see benchmarks/README.md)")
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
