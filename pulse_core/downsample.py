@@ -75,6 +75,12 @@ def _matrix_cpu(size: int, factor: int) -> torch.Tensor:
     return matrix.to(torch.float32)
 
 
+@functools.lru_cache(maxsize=32)
+def _matrix(size: int, factor: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``_matrix_cpu`` on ``device`` in ``dtype``, made once (no host-to-device copy per step)."""
+    return _matrix_cpu(size, factor).to(device=device, dtype=dtype)
+
+
 def downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
     """Downscale ``image`` (B, C, H, W), any value range, by an integer ``factor``.
 
@@ -99,8 +105,8 @@ def downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
     pad_before = (4 * factor - factor) // 2
     if pad_before >= min(height, width):
         raise ValueError(f"image of {height}x{width} px is too small to downscale by {factor}")
-    rows = _matrix_cpu(height, factor).to(device=image.device, dtype=image.dtype)
-    cols = _matrix_cpu(width, factor).to(device=image.device, dtype=image.dtype)
+    rows = _matrix(height, factor, image.device, image.dtype)
+    cols = _matrix(width, factor, image.device, image.dtype)
     # Columns first: one (B*C*H, W) @ (W, w) product reads the image once, in its own layout.
     out = torch.matmul(image, cols.T)  # (B, C, H, w)
     return torch.matmul(rows, out)  # (B, C, h, w)

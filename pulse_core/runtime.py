@@ -80,7 +80,11 @@ def cpu_has_native_bf16() -> bool:
 
 
 def cpu_has_amx() -> bool:
-    """True when the CPU has AMX bfloat16 tiles (Intel Sapphire Rapids and later)."""
+    """True when the CPU has AMX bfloat16 tiles (Intel Sapphire Rapids and later) and oneDNN
+    may use them (``ONEDNN_MAX_CPU_ISA`` can cap it below AMX)."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    if cap and cap not in {"ALL", "DEFAULT"} and "AMX" not in cap:
+        return False
     try:
         with open("/proc/cpuinfo") as f:
             return " amx_bf16" in f.read()

@@ -38,3 +38,14 @@ def test_micro_batch_must_be_positive():
 
     with pytest.raises(ValueError, match="micro_batch"):
         RuntimeConfig(micro_batch=0)
+
+
+def test_amx_capped_by_onednn_counts_as_absent(monkeypatch):
+    monkeypatch.setattr("builtins.open", lambda *a, **k: __import__("io").StringIO("flags : avx512_bf16 amx_bf16\n"))
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert runtime.cpu_has_amx()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert not runtime.cpu_has_amx()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert runtime.cpu_has_amx()
