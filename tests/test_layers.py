@@ -79,3 +79,18 @@ def test_symmetric_padding_equals_explicit_zero_padding():
     kernel = separable_kernel([1, 3, 3, 1])
     explicit = F.conv2d(F.pad(x, (1, 1, 1, 1)), torch.flip(kernel, (0, 1)).expand(4, 1, 4, 4), groups=4)
     torch.testing.assert_close(upfirdn2d(x, kernel, pad=(1, 1)), explicit)
+
+
+@pytest.mark.parametrize("up,pad,taps", [(2, (2, 1), 4), (2, (1, 0), 4), (2, (3, 2), 4), (4, (4, 1), 6), (2, (1, 0), 3)])
+def test_upsampling_equals_explicit_zero_insertion(up, pad, taps):
+    """The transposed-convolution form against the definition: zeros after each sample,
+    zero padding, then convolution (a flipped correlation) with the kernel."""
+    rng = torch.Generator().manual_seed(up + taps)
+    x = torch.randn(2, 3, 7, 7, generator=rng)
+    kernel = torch.rand(taps, taps, generator=rng)
+    bias = torch.randn(3, generator=rng)
+    stuffed = torch.zeros(2, 3, 7 * up, 7 * up)
+    stuffed[:, :, ::up, ::up] = x
+    padded = F.pad(stuffed, (pad[0], pad[1], pad[0], pad[1]))
+    expected = F.conv2d(padded, torch.flip(kernel, (0, 1)).expand(3, 1, taps, taps), bias, groups=3)
+    torch.testing.assert_close(upfirdn2d(x, kernel, up=up, pad=pad, bias=bias), expected, rtol=1e-5, atol=1e-5)

@@ -21,8 +21,8 @@ from torch import nn
 
 from .base import GeneratorShape, StyleGenerator
 from .derived import derived
-from .layers import (EqualLinear, add_channel_scaled, depthwise_kernel, pixel_norm, pointwise_conv,
-                     separable_kernel, styled_instance_norm)
+from .layers import (EqualLinear, add_channel_scaled, depthwise_kernel, memory_format_of, pixel_norm,
+                     pointwise_conv, separable_kernel, styled_instance_norm)
 
 __all__ = ["StyleGANConfig", "StyleGAN"]
 
@@ -41,12 +41,6 @@ class StyleGANConfig(GeneratorShape):
         levels = cls.levels(resolution)
         channels = tuple(min(2 * fmap_base // 2 ** (b + 2), fmap_max) for b in range(levels))
         return cls(resolution, w_dim, mapping_layers, channels)
-
-
-def _layout(param: torch.Tensor) -> torch.memory_format:
-    """The memory format the parameter was laid out in (``prepare_generator``)."""
-    nhwc = param.ndim == 4 and not param.is_contiguous() and param.is_contiguous(memory_format=torch.channels_last)
-    return torch.channels_last if nhwc else torch.contiguous_format
 
 
 class _Layer(nn.Module):
@@ -130,7 +124,7 @@ class StyleGAN(StyleGenerator):
             if fused:
                 w = F.pad(weight.transpose(0, 1), (1, 1, 1, 1))
                 weight = w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]
-            return weight.to(dtype).contiguous(memory_format=_layout(param))
+            return weight.to(dtype).contiguous(memory_format=memory_format_of(param))
         return derived(layer.conv_weight, ("stylegan1-conv", fused, dtype), make)
 
     def _upsample_conv(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,8 @@ from torch import nn
 
 from .base import GeneratorShape, StyleGenerator
 from .derived import derived
-from .layers import (EqualLinear, add_channel_scaled, is_channels_last, pixel_norm, pointwise_conv,
-                     separable_kernel, upfirdn2d)
+from .layers import (EqualLinear, add_channel_scaled, is_channels_last, memory_format_of, pixel_norm,
+                     pointwise_conv, separable_kernel, upfirdn2d)
 
 __all__ = ["StyleGAN2Config", "StyleGAN2"]
 
@@ -70,7 +70,9 @@ class _ModulatedConv(nn.Module):
             weight = param * self.gain
             if recipe == "squares":
                 return weight.pow(2).sum(dim=(2, 3)).t().contiguous()
-            return (weight.transpose(0, 1) if recipe == "transposed" else weight).to(dtype)
+            weight = weight.transpose(0, 1) if recipe == "transposed" else weight
+            # Dense in the parameter's layout: a strided view made every convolution copy it.
+            return weight.to(dtype).contiguous(memory_format=memory_format_of(param))
         return derived(self.weight, ("stylegan2", recipe, dtype), make)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, blur_kernel: torch.Tensor, *, gain: float = 1.0,
