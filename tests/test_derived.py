@@ -42,3 +42,15 @@ def test_reloaded_weights_render_the_new_image():
             model.synthesis(w_plus, noise)  # fills the caches
             model.load_state_dict(other.state_dict())
             torch.testing.assert_close(model.synthesis(w_plus, noise), other.synthesis(w_plus, noise))
+
+
+def test_first_use_under_inference_mode_leaves_the_search_usable():
+    from pulse_core import SearchConfig
+    from pulse_core.search import search
+    from tests.helpers import generated_target
+
+    model = tiny_generator("stylegan2", resolution=16, seed=4)
+    with torch.inference_mode():  # a natural way to render, before any search
+        model.synthesis(model.latent_to_w_plus(torch.zeros(1, model.num_ws, model.w_dim)), model.make_noise(1))
+    result = search(model, generated_target(model, size=4), SearchConfig(steps=3))
+    assert result.steps_run == 3

@@ -44,7 +44,9 @@ def derived(param: torch.Tensor, recipe: Hashable, make: Callable[[torch.Tensor]
         hit = entries.get(recipe)
     if hit is not None and hit[0] == stamp:
         return hit[1]
-    with torch.no_grad(), torch.autocast(param.device.type, enabled=False):
+    # A normal tensor even when the first call comes from inside torch.inference_mode(): an
+    # inference tensor could never be used by a later search's autograd.
+    with torch.inference_mode(False), torch.no_grad(), torch.autocast(param.device.type, enabled=False):
         value = make(param)
     with _lock:
         entries[recipe] = (stamp, value)
