@@ -164,7 +164,8 @@ def search(
     # Samples are independent (the objective is a sum over them), so they can be evaluated in
     # parts of ``runtime.micro_batch``, each part's graph freed by its backward pass: on CPUs
     # batching saves nothing worth its memory (8 StyleGAN2 samples at once need 17 GB).
-    parts = [slice(k, min(k + (runtime.micro_batch or batch), batch)) for k in range(0, batch, runtime.micro_batch or batch)]
+    chunk = runtime.micro_batch or batch
+    parts = [slice(k, min(k + chunk, batch)) for k in range(0, batch, chunk)]
     for step in range(config.steps):
         optimizer.zero_grad()
         want_preview = callback is not None and bool(config.preview_every) and step % config.preview_every == 0
@@ -182,7 +183,6 @@ def search(
             # Backward before the callback sees the step: a stop then wastes one backward pass
             # and no optimiser step is taken.
             total.backward()
-            del total, raw, image, w_plus
         mse = torch.cat(losses)
         history.append(mse.cpu())
         with torch.no_grad():
