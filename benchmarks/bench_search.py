@@ -81,7 +81,6 @@ def step_gmac(model, batch: int) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    model.requires_grad_(False)
     latent = torch.zeros(batch, model.num_ws, model.w_dim, requires_grad=True)
     noise = model.make_noise(batch, generator=torch.Generator().manual_seed(0))
     with FlopCounterMode(display=False) as counter:

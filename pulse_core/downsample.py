@@ -4,7 +4,7 @@ PULSE measures fidelity to the low-resolution input through DS(G(z)), the genera
 image downscaled by an integer factor. This module reproduces the operator of the
 reference implementation exactly: a separable Keys cubic kernel (a = -0.5) stretched
 by the factor (so it is an anti-aliasing filter of 4 * factor taps), reflect padding,
-then a strided convolution along rows and columns.
+then a strided convolution along rows and columns (computed here as matrix products).
 
 eps semantics used everywhere in this project: the downscaling loss is the mean
 squared error per pixel and channel between DS(image) and the input, both in [0, 1].
@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["bicubic_kernel", "downscale", "downscale_factor"]
 
@@ -58,6 +57,11 @@ def downscale_factor(high: int, low: int) -> int:
     return factor
 
 
+def _pad_before(factor: int) -> int:
+    """Reflected pixels before the first one: the 4 * factor taps centred on each output."""
+    return (4 * factor - factor) // 2
+
+
 @functools.lru_cache(maxsize=32)
 def _matrix_cpu(size: int, factor: int) -> torch.Tensor:
     """The operator along one axis as a (size // factor, size) float32 matrix: row ``o`` holds
@@ -65,9 +69,8 @@ def _matrix_cpu(size: int, factor: int) -> torch.Tensor:
     the image lands on its mirror pixel, as ``F.pad(..., mode="reflect")`` would put it)."""
     kernel = _kernel_cpu(factor).double()
     taps = kernel.numel()
-    pad_before = (taps - factor) // 2
     outputs = size // factor
-    source = torch.arange(outputs)[:, None] * factor + torch.arange(taps)[None, :] - pad_before
+    source = torch.arange(outputs)[:, None] * factor + torch.arange(taps)[None, :] - _pad_before(factor)
     source = source.abs()  # reflect below 0 (pixel 0 is not repeated)
     source = torch.where(source >= size, 2 * (size - 1) - source, source)  # reflect past the end
     matrix = torch.zeros(outputs, size, dtype=torch.float64)
@@ -99,11 +102,10 @@ def downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
     if factor < 1 or factor & (factor - 1):
         # The operator's taps are centred for even factors only; PULSE needs powers of two.
         raise ValueError(f"downscaling factor must be a power of two, got {factor}")
-    batch, channels, height, width = image.shape
+    height, width = image.shape[2:]
     if height % factor or width % factor:
         raise ValueError(f"image of {height}x{width} px is not divisible by factor {factor}")
-    pad_before = (4 * factor - factor) // 2
-    if pad_before >= min(height, width):
+    if _pad_before(factor) >= min(height, width):
         raise ValueError(f"image of {height}x{width} px is too small to downscale by {factor}")
     rows = _matrix(height, factor, image.device, image.dtype)
     cols = _matrix(width, factor, image.device, image.dtype)

@@ -16,7 +16,7 @@ resolution. What pays, measured in ``benchmarks/bench_search.py``:
   element-wise pass in the activation's own layout (``generators.layers``).
 - Threads set to the cores this process may use.
 - On CPUs, one sample at a time (``micro_batch=1``): the same per-sample cost as a batch, at
-  the memory of one sample (8 StyleGAN2 samples at once needed 17 GB).
+  the memory of one sample (4 StyleGAN2 samples at once took 8.7 GB).
 - Optionally (``--compile``), torch.compile of the synthesis: about 50 s of compilation on 2
   cores; then a fifth to a third less time per step without AMX (NCHW), but 5-10% more with
   AMX (NHWC); the CLI offers it, the app does not (a demo cannot make its first visitor wait).
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["RuntimeConfig", "choose_runtime", "configure_process", "cpu_has_amx", "cpu_has_native_bf16", "prepare_generator",
-           "synthesis_for"]
+__all__ = ["RuntimeConfig", "choose_runtime", "configure_process", "cpu_has_amx", "cpu_has_native_bf16",
+           "prepare_generator", "synthesis_for"]
 
 logger = logging.getLogger(__name__)
 

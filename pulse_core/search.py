@@ -99,6 +99,11 @@ def _draw(config: SearchConfig, generator: StyleGenerator, device: torch.device,
     return latent, maps, trainable
 
 
+def _w_plus(generator: StyleGenerator, latent: torch.Tensor, tiled: bool) -> torch.Tensor:
+    """W+ (B, num_ws, d) of latents (B, K, d) of the Gaussian space; one tiled row is repeated."""
+    return generator.latent_to_w_plus(latent.expand(-1, generator.num_ws, -1) if tiled else latent)
+
+
 def _objective(config: SearchConfig, lr_generated: torch.Tensor, target: torch.Tensor,
                w_plus: torch.Tensor, tiled: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Total loss summed over samples (so samples do not interact) and per-sample MSE."""
@@ -163,7 +168,7 @@ def search(
     start = time.perf_counter()
     # Samples are independent (the objective is a sum over them), so they can be evaluated in
     # parts of ``runtime.micro_batch``, each part's graph freed by its backward pass: on CPUs
-    # batching saves nothing worth its memory (8 StyleGAN2 samples at once need 17 GB).
+    # batching saves nothing worth its memory (4 StyleGAN2 samples at once took 8.7 GB).
     chunk = runtime.micro_batch or batch
     parts = [slice(k, min(k + chunk, batch)) for k in range(0, batch, chunk)]
     for step in range(config.steps):
@@ -171,8 +176,7 @@ def search(
         want_preview = callback is not None and bool(config.preview_every) and step % config.preview_every == 0
         losses, previews = [], []
         for part in parts:
-            rows = latent[part].expand(-1, generator.num_ws, -1) if tiled else latent[part]
-            w_plus = generator.latent_to_w_plus(rows)
+            w_plus = _w_plus(generator, latent[part], tiled)
             with autocast:
                 raw = synthesize(w_plus, [n[part] for n in noise])
             image = (raw.float() + 1.0) / 2.0
@@ -225,8 +229,7 @@ def _render_best(generator: StyleGenerator, config: SearchConfig, target: torch.
     The verdict is on the image the user receives: clamped to [0, 1], full resolution."""
     images = []
     for part in parts:
-        rows = latent[part].expand(-1, generator.num_ws, -1) if tiled else latent[part]
-        raw = generator.synthesis(generator.latent_to_w_plus(rows), [n[part] for n in noise])
+        raw = generator.synthesis(_w_plus(generator, latent[part], tiled), [n[part] for n in noise])
         images.append(((raw + 1.0) / 2.0).float().clamp(0, 1))
     image = torch.cat(images)
     low = downscale(image, factor)

@@ -94,3 +94,8 @@ def test_upsampling_equals_explicit_zero_insertion(up, pad, taps):
     padded = F.pad(stuffed, (pad[0], pad[1], pad[0], pad[1]))
     expected = F.conv2d(padded, torch.flip(kernel, (0, 1)).expand(3, 1, taps, taps), bias, groups=3)
     torch.testing.assert_close(upfirdn2d(x, kernel, up=up, pad=pad, bias=bias), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_upsampling_padding_that_no_transposed_convolution_expresses_is_refused():
+    with pytest.raises(ValueError, match=r"padding \(1, 1\)"):
+        upfirdn2d(torch.zeros(1, 1, 4, 4), separable_kernel([1, 3, 3, 1]), up=2, pad=(1, 1))

@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["EqualLinear", "add_channel_scaled", "depthwise_kernel", "is_channels_last", "memory_format_of",
-           "pixel_norm", "pointwise_conv",
-           "separable_kernel", "styled_instance_norm", "upfirdn2d"]
+           "pixel_norm", "pointwise_conv", "separable_kernel", "styled_instance_norm", "upfirdn2d"]
 
 
 class EqualLinear(nn.Module):
@@ -48,20 +47,20 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, *, up: int = 1, pad: tuple[
               bias: torch.Tensor | None = None) -> torch.Tensor:
     """Zero-insertion upsampling by ``up``, padding by ``pad`` (before, after) on both axes,
     then a depthwise FIR filter with ``kernel`` (K, K), plus an optional per-channel ``bias``
-    added by the same convolution. x: (B, C, H, W)."""
-    batch, channels, height, width = x.shape
+    added by the same convolution. x: (B, C, H, W). With ``up > 1`` the padding must be one
+    a transposed convolution expresses: ``after == before - up + 1``, ``before < K``
+    (StyleGAN2's (2, 1) for K = 4, up = 2)."""
+    channels = x.shape[1]
     taps = kernel.shape[-1]
-    if up > 1 and pad[1] == pad[0] - up + 1 and pad[0] <= taps - 1:
+    if up > 1:
+        if pad[1] != pad[0] - up + 1 or not 0 <= pad[0] <= taps - 1:
+            raise ValueError(f"upsampling by {up} with padding {pad} and {taps} taps is not supported")
         # Zero insertion, padding and the filter as one transposed convolution of stride ``up``:
         # out[o] = sum_i x[i] * kernel[o - up * i + taps - 1 - pad[0]], the zeros never stored
         # (StyleGAN2's RGB upsampling at 1024 px: 33 ms forward + backward as a 4x-size conv).
         weight = depthwise_kernel(kernel.to(x.device), channels, x.dtype)
         return F.conv_transpose2d(x, weight, None if bias is None else bias.to(x.dtype), stride=up,
                                   padding=taps - 1 - pad[0], groups=channels)
-    if up > 1:
-        x = x.reshape(batch, channels, height, 1, width, 1)
-        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
-        x = x.reshape(batch, channels, height * up, width * up)
     # Symmetric zero padding is the convolution's own (no padded copy of the largest tensors).
     same = pad[0] == pad[1]
     if not same:
@@ -97,8 +96,8 @@ def _from_rows(rows: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def depthwise_kernel(kernel: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tensor:
     """A (K, K) FIR kernel repeated for a depthwise convolution, (channels, 1, K, K), dense.
-    An expanded (stride 0) weight made oneDNN convert every activation to another layout
-    and back (a copy per call of the largest tensors)."""
+    With an expanded (stride 0) weight an NHWC input came back NCHW, so the next layer
+    copied the largest tensors back to NHWC."""
     return kernel.to(dtype).expand(channels, 1, *kernel.shape[-2:]).contiguous()
 
 
